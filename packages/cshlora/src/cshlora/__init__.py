@@ -1,0 +1,49 @@
+"""CS-HLoRA: continuous scale-conditioned LoRA for remote-sensing models.
+
+``y = W x + (alpha / r) · B · diag(h(s)) · A · x`` with ``h_k(s) = sigmoid(a_k (tau_k − s))`` and
+``s = log10(GSD in metres)``: finer images open more ranks.
+"""
+
+__version__ = "0.1.0"
+
+from .backends import available_backends, register_backend
+from .config import DEFAULT_TARGET_MODULES, DEFAULT_TIERS, CSHLoRAConfig, Tier
+from .gate import bucket_gate, continuous_gate, log10_gsd
+from .layer import CSHLoRALinear
+from .model import (
+    adapter_state_dict,
+    clear_scale,
+    cshlora_layers,
+    inject,
+    load_adapter,
+    load_adapter_config,
+    merge,
+    save_adapter,
+    set_scale,
+    unload_adapter,
+    unmerge,
+)
+
+__all__ = [
+    "CSHLoRAConfig",
+    "CSHLoRALinear",
+    "DEFAULT_TARGET_MODULES",
+    "DEFAULT_TIERS",
+    "Tier",
+    "adapter_state_dict",
+    "available_backends",
+    "bucket_gate",
+    "clear_scale",
+    "continuous_gate",
+    "cshlora_layers",
+    "inject",
+    "load_adapter",
+    "load_adapter_config",
+    "log10_gsd",
+    "merge",
+    "register_backend",
+    "save_adapter",
+    "set_scale",
+    "unload_adapter",
+    "unmerge",
+]

@@ -1,0 +1,76 @@
+"""Registry of compute backends for the low-rank, gated path of :class:`CSHLoRALinear`.
+
+A backend is a function ``delta(layer, x, s, var) -> Tensor`` returning the adapter's contribution
+``scaling * ((dropout(x) @ A^T) * h(s)) @ B^T`` in the adapter's dtype. ``s`` and ``var`` arrive
+already validated and shaped to broadcast against ``x.shape[:-1]`` (or ``None`` for ungated LoRA).
+Backends register themselves on import; ``"auto"`` picks the best available for the input's device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+import torch
+
+if TYPE_CHECKING:
+    from .layer import CSHLoRALinear
+
+DeltaFn = Callable[["CSHLoRALinear", torch.Tensor, "torch.Tensor | None", "torch.Tensor | None"], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    delta: DeltaFn
+    supports: Callable[[torch.Tensor], bool]  # can it run this input (device, dtype)?
+    priority: int  # higher wins under "auto"
+
+
+_REGISTRY: dict[str, Backend] = {}
+
+
+def register_backend(backend: Backend) -> None:
+    _REGISTRY[backend.name] = backend
+
+
+def available_backends() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def resolve_backend(name: str, x: torch.Tensor) -> Backend:
+    """The backend to run ``x`` with, given the configured name (after the env override)."""
+    if name == "auto":
+        usable = [b for b in _REGISTRY.values() if b.supports(x)]
+        return max(usable, key=lambda b: b.priority)
+    try:
+        backend = _REGISTRY[name]
+    except KeyError:
+        raise ValueError(
+            f"cshlora backend {name!r} is not available in this installation "
+            f"(available: {', '.join(available_backends())}); use backend='auto' or 'torch'"
+        ) from None
+    if not backend.supports(x):
+        raise ValueError(f"cshlora backend {name!r} cannot run a {x.dtype} input on {x.device}")
+    return backend
+
+
+def gated_lowrank(x, A, B, scaling: float, gate=None, dropout=None) -> torch.Tensor:
+    """``scaling · ((dropout(x) A^T) ⊙ gate) B^T`` in plain PyTorch, in ``A``'s dtype.
+
+    The one definition of the adapter's math; the native layer and the PEFT layer both call it.
+    """
+    x = x.to(A.dtype)
+    xa = torch.nn.functional.linear(dropout(x) if dropout is not None else x, A)
+    # Fold the LoRA scaling into the [.., r] gate rather than the [.., d_out] output: one less
+    # pass over an activation-sized tensor.
+    xa = xa * (gate * scaling) if gate is not None else xa * scaling
+    return torch.nn.functional.linear(xa, B)
+
+
+def torch_delta(layer: "CSHLoRALinear", x: torch.Tensor, s, var) -> torch.Tensor:
+    """Reference backend: plain PyTorch, autograd does the backward."""
+    return gated_lowrank(x, layer.lora_A, layer.lora_B, layer.scaling, layer.gate_values(s, var), layer.dropout)
+
+
+register_backend(Backend("torch", torch_delta, supports=lambda x: True, priority=0))

@@ -1,0 +1,247 @@
+"""The CS-HLoRA layer: a frozen linear plus a low-rank update whose ranks are gated by log10 GSD."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+from torch import nn
+
+from . import backends
+from .config import CSHLoRAConfig
+from .gate import bucket_gate, check_log10_gsd, check_variance, continuous_gate
+
+ADAPTER_PARAM_NAMES = ("lora_A", "lora_B", "tau", "sharpness")
+
+
+def is_4bit(layer: nn.Module) -> bool:
+    """Whether ``layer`` is a bitsandbytes ``Linear4bit`` (checked without importing bitsandbytes)."""
+    return type(layer).__name__ == "Linear4bit" and type(layer).__module__.startswith("bitsandbytes")
+
+
+def _adapter_dtype(base: nn.Linear) -> torch.dtype:
+    # Half-precision and quantised bases get fp32 adapters (as PEFT's autocast_adapter_dtype does):
+    # the adapter is small, and fp32 keeps the gate and its thresholds well resolved.
+    w = base.weight
+    return w.dtype if w.dtype in (torch.float32, torch.float64) else torch.float32
+
+
+def as_scale_tensor(value, what: str, device=None, dtype=torch.float32) -> torch.Tensor:
+    """Turn a float / sequence / tensor into a floating tensor, keeping autograd history."""
+    if torch.is_tensor(value):
+        t = value if torch.is_floating_point(value) else value.to(dtype)
+        return t.to(device) if device is not None else t
+    try:
+        return torch.as_tensor(value, dtype=dtype, device=device)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise ValueError(f"{what} must be a number, a sequence of numbers or a tensor, got {value!r}") from e
+
+
+class ScaleConditioned:
+    """Scale state shared by every scale-gated layer (native and PEFT): the stored ``s`` and ``var``.
+
+    Subclasses provide ``gate_kind`` and ``default_log10_gsd``.
+    """
+
+    gate_kind: str
+    default_log10_gsd: float | None
+    _scale: torch.Tensor | None = None
+    _scale_var: torch.Tensor | None = None
+
+    def set_scale(self, log10_gsd: torch.Tensor | None, var: torch.Tensor | None = None) -> None:
+        """Store an already-validated scale; :func:`cshlora.set_scale` is the public entry point."""
+        self._scale, self._scale_var = log10_gsd, var
+
+    def resolve_scale(self, x: torch.Tensor, log10_gsd=None, var=None):
+        """The scale for input ``x``, validated and shaped to broadcast over ``x.shape[:-1]``."""
+        if self.gate_kind == "none":
+            return None, None
+        if log10_gsd is not None:
+            s = as_scale_tensor(log10_gsd, "log10_gsd", device=x.device)
+            check_log10_gsd(s)
+            if var is not None:
+                var = as_scale_tensor(var, "var", device=x.device)
+                check_variance(var)
+        elif self._scale is not None:
+            s, var = self._scale, self._scale_var
+        elif self.default_log10_gsd is not None:
+            s, var = torch.tensor(self.default_log10_gsd, device=x.device), None
+        else:
+            raise ValueError(
+                "no scale set for this CS-HLoRA layer: call cshlora.set_scale(model, log10_gsd) before the "
+                "forward pass, pass log10_gsd= to the layer, or build it with default_log10_gsd"
+            )
+        lead = tuple(x.shape[:-1])
+        if s.dim() > len(lead) or tuple(s.shape) != lead[: s.dim()]:
+            raise ValueError(
+                f"log10_gsd has shape {tuple(s.shape)} but the input has leading dimensions {lead}: expected a "
+                f"scalar, one value per sample {lead[:1]}, or one per token {lead}"
+            )
+        if var is not None and var.shape != s.shape:
+            if var.dim() == 0:
+                var = var.expand(s.shape)
+            else:
+                raise ValueError(f"var has shape {tuple(var.shape)} but log10_gsd has shape {tuple(s.shape)}")
+        pad = (1,) * (len(lead) - s.dim())
+        s = s.to(device=x.device).reshape(*s.shape, *pad)
+        if var is not None:
+            var = var.to(device=x.device).reshape(*var.shape, *pad)
+        return s, var
+
+    def scalar_scale(self, log10_gsd, var, device, dtype) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One validated deployment scale (for merging): ``log10_gsd`` or else the stored scale."""
+        if log10_gsd is None:
+            log10_gsd, var = self._scale, self._scale_var
+        if log10_gsd is None:
+            raise ValueError("merging a gated adapter needs one deployment scale: pass log10_gsd or call set_scale")
+        s = as_scale_tensor(log10_gsd, "log10_gsd", device=device, dtype=dtype)
+        if s.numel() != 1:
+            raise ValueError(f"merging needs one deployment scale, got log10_gsd of shape {tuple(s.shape)}")
+        check_log10_gsd(s)
+        v = None
+        if var is not None:
+            v = as_scale_tensor(var, "var", device=device, dtype=dtype)
+            if v.numel() != 1:
+                raise ValueError(f"merging needs one deployment variance, got var of shape {tuple(v.shape)}")
+            check_variance(v)
+            v = v.to(dtype).reshape(())
+        return s.to(dtype).reshape(()), v
+
+
+class CSHLoRALinear(ScaleConditioned, nn.Module):
+    """``y = base(x) + (alpha/r) · ((dropout(x) A^T) ⊙ h(s)) B^T`` with ``h_k(s) = σ(a_k (τ_k − s))``.
+
+    ``base_layer`` is an ``nn.Linear`` (fp32/bf16/fp16/fp64) or a bitsandbytes ``Linear4bit``; it is
+    kept frozen and untouched. ``s = log10(GSD)`` comes from the ``log10_gsd`` argument, else from the
+    last :func:`cshlora.set_scale`, else from ``config.default_log10_gsd``. Its shape is ``[]``,
+    ``[B]`` (one scale per sample, broadcast over the sample's tokens) or ``[B, T]`` (per token, for
+    packed sequences): any prefix of ``x.shape[:-1]``.
+    """
+
+    def __init__(self, base_layer: nn.Module, config: CSHLoRAConfig):
+        super().__init__()
+        if not isinstance(base_layer, nn.Linear):
+            raise TypeError(
+                f"CSHLoRALinear wraps torch.nn.Linear or bitsandbytes Linear4bit, got {type(base_layer).__name__}"
+            )
+        self.base_layer = base_layer
+        self.config = config
+        self.in_features = base_layer.in_features
+        self.out_features = base_layer.out_features
+        self.r = config.r
+        self.scaling = config.scaling
+        self.gate_kind = config.gate
+        self.merged = False
+        self.disabled = False
+        self._merged_at: tuple[torch.Tensor, torch.Tensor | None] | None = None
+        self.default_log10_gsd = config.default_log10_gsd
+
+        device = base_layer.weight.device
+        dtype = _adapter_dtype(base_layer)
+        self.lora_A = nn.Parameter(torch.empty(self.r, self.in_features, device=device, dtype=dtype))
+        self.lora_B = nn.Parameter(torch.zeros(self.out_features, self.r, device=device, dtype=dtype))
+        # Same initialisation as LoRA/PEFT, so B=0 makes the adapter start as the identity update.
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+
+        if config.gate == "continuous":
+            tau, sharp = [], []
+            for tier, n in zip(config.tiers, config.tier_sizes()):
+                tau += [tier.tau] * n
+                sharp += [tier.sharpness] * n
+            self.tau = nn.Parameter(torch.tensor(tau, device=device, dtype=dtype), requires_grad=config.learn_tau)
+            self.sharpness = nn.Parameter(
+                torch.tensor(sharp, device=device, dtype=dtype), requires_grad=config.learn_sharpness
+            )
+        elif config.gate == "bucketed":
+            edges = torch.tensor([math.log10(e) for e in config.bucket_edges_m], device=device, dtype=dtype)
+            self.register_buffer("bucket_edges", edges, persistent=False)
+        self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
+
+    def gate_values(self, s: torch.Tensor | None, var: torch.Tensor | None = None) -> torch.Tensor | None:
+        """``h(s)`` of shape ``[*s.shape, r]`` in the adapter's dtype (``None`` for plain LoRA)."""
+        if self.gate_kind == "none" or s is None:
+            return None
+        dtype = self.lora_A.dtype
+        s = s.to(dtype)
+        var = var.to(dtype) if var is not None else None
+        if self.gate_kind == "continuous":
+            return continuous_gate(s, self.tau, self.sharpness, var)
+        return bucket_gate(s, self.bucket_edges, self.config.bucket_sizes(), var)
+
+    # -- forward -------------------------------------------------------------------------------
+    @property
+    def backend(self) -> str:
+        """Configured backend name (``"auto"`` is resolved per input device at call time)."""
+        return self.config.resolved_backend()
+
+    def forward(self, x: torch.Tensor, log10_gsd=None, var=None) -> torch.Tensor:
+        result = self.base_layer(x)
+        if self.disabled or self.merged:
+            return result
+        s, v = self.resolve_scale(x, log10_gsd, var)
+        delta = backends.resolve_backend(self.backend, x).delta(self, x, s, v)
+        return result + delta.to(result.dtype)
+
+    # -- merging -------------------------------------------------------------------------------
+    def delta_weight(self, log10_gsd=None, var=None) -> torch.Tensor:
+        """``ΔW(s0) = scaling · B diag(h(s0)) A`` for one fixed scale, shape ``[d_out, d_in]``."""
+        if self.gate_kind == "none":
+            gate = torch.ones(self.r, device=self.lora_A.device, dtype=self.lora_A.dtype)
+        else:
+            gate = self.gate_values(*self.scalar_scale(log10_gsd, var, self.lora_A.device, self.lora_A.dtype))
+        return (self.lora_B * (gate * self.scaling)) @ self.lora_A
+
+    @torch.no_grad()
+    def merge(self, log10_gsd=None, var=None) -> None:
+        """Fold ``ΔW(s0)`` into the base weight; the layer then ignores scales until :meth:`unmerge`."""
+        if self.merged:
+            raise ValueError("this CS-HLoRA layer is already merged; call unmerge() first")
+        if self.gate_kind != "none":
+            log10_gsd, var = self.scalar_scale(log10_gsd, var, self.lora_A.device, self.lora_A.dtype)
+        self._add_to_base(self.delta_weight(log10_gsd, var))
+        self.merged = True
+        self._merged_at = (log10_gsd, var)
+
+    @torch.no_grad()
+    def unmerge(self) -> None:
+        if not self.merged:
+            raise ValueError("this CS-HLoRA layer is not merged")
+        s, v = self._merged_at
+        self._add_to_base(-self.delta_weight(s, v))
+        self.merged = False
+        self._merged_at = None
+
+    def _add_to_base(self, dw: torch.Tensor) -> None:
+        base = self.base_layer
+        if is_4bit(base):
+            import bitsandbytes as bnb
+
+            warnings.warn(
+                "merging into a 4-bit base re-quantises the weight: the merged layer differs from the "
+                "adapter by NF4 rounding",
+                stacklevel=3,
+            )
+            weight = base.weight
+            w = bnb.functional.dequantize_4bit(weight.data, weight.quant_state).float() + dw.float()
+            kwargs = {k: v for k, v in vars(weight).items() if k in ("blocksize", "compress_statistics", "quant_type", "quant_storage")}
+            base.weight = bnb.nn.Params4bit(
+                w.to("cpu").to(weight.quant_state.dtype), requires_grad=False, **kwargs
+            ).to(weight.device)
+        else:
+            base.weight.data += dw.to(base.weight.dtype)
+
+    def _backend_label(self) -> str:
+        name = self.backend
+        try:
+            chosen = backends.resolve_backend(name, self.lora_A).name
+        except ValueError:
+            return f"{name}(unavailable)"
+        return chosen if name == chosen else f"{name}->{chosen}"
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, r={self.r}, "
+            f"alpha={self.config.alpha}, gate={self.gate_kind}, backend={self._backend_label()}"
+            + (", merged=True" if self.merged else "")
+        )

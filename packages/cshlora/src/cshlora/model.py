@@ -1,0 +1,214 @@
+"""Model-level operations: inject adapters, set the scale, merge, save and load."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from .config import CSHLoRAConfig
+from .gate import check_log10_gsd, check_variance
+from .layer import ADAPTER_PARAM_NAMES, CSHLoRALinear, ScaleConditioned, as_scale_tensor
+
+ADAPTER_WEIGHTS_NAME = "cshlora_adapter.safetensors"
+ADAPTER_CONFIG_NAME = "cshlora_config.json"
+ADAPTER_FORMAT = "cshlora-adapter/1"
+
+
+def cshlora_layers(model: nn.Module) -> Iterator[tuple[str, CSHLoRALinear]]:
+    """Every native CS-HLoRA layer in ``model`` with its qualified name."""
+    for name, module in model.named_modules():
+        if isinstance(module, CSHLoRALinear):
+            yield name, module
+
+
+def scale_conditioned_layers(model: nn.Module) -> list[ScaleConditioned]:
+    """Every layer that reads the scale: native CS-HLoRA layers and their PEFT counterparts."""
+    return [m for m in model.modules() if isinstance(m, ScaleConditioned)]
+
+
+def _require_layers(model: nn.Module, action: str) -> list[tuple[str, CSHLoRALinear]]:
+    layers = list(cshlora_layers(model))
+    if not layers:
+        raise ValueError(f"cannot {action}: the model has no CS-HLoRA layers (call cshlora.inject first)")
+    return layers
+
+
+def _set_submodule(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, new)
+
+
+def inject(model: nn.Module, config: CSHLoRAConfig) -> nn.Module:
+    """Wrap every targeted linear layer of ``model`` in a :class:`CSHLoRALinear`, in place.
+
+    All other parameters are frozen (as PEFT does); the adapter's ``lora_A``/``lora_B`` train, and
+    ``tau``/``sharpness`` train unless the config freezes them. Returns ``model``.
+    """
+    if any(True for _ in cshlora_layers(model)):
+        raise ValueError("the model already has CS-HLoRA layers; inject once per model")
+    targets = [
+        (name, module)
+        for name, module in model.named_modules()
+        if name and isinstance(module, nn.Linear) and config.matches(name)
+    ]
+    if not targets:
+        raise ValueError(
+            f"no linear layer of {type(model).__name__} matches target_modules={config.target_modules!r} "
+            f"(exclude_modules={config.exclude_modules!r})"
+        )
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for name, module in targets:
+        _set_submodule(model, name, CSHLoRALinear(module, config))
+    model.cshlora_config = config
+    return model
+
+
+def set_scale(model: nn.Module, log10_gsd, var=None) -> None:
+    """Set the scale ``s = log10(GSD in metres)`` that every CS-HLoRA layer of ``model`` uses.
+
+    ``log10_gsd``: a number, ``[B]`` (per sample) or ``[B, T]`` (per token); ``var``: the variance of
+    ``s`` in the same shape (or a scalar), which switches the gates to their expectation under
+    ``s ~ N(log10_gsd, var)``. The value stays until the next call (or :func:`clear_scale`), so
+    gradient-checkpoint recomputation sees the same scale. Autograd history is kept: pass a
+    detached tensor unless gradients should reach whatever produced it.
+    """
+    layers = scale_conditioned_layers(model)
+    if not layers:
+        raise ValueError("cannot set the scale: the model has no CS-HLoRA layers (call cshlora.inject first)")
+    device = next(p.device for p in layers[0].parameters())
+    s = as_scale_tensor(log10_gsd, "log10_gsd", device=device)
+    check_log10_gsd(s)
+    v = None
+    if var is not None:
+        v = as_scale_tensor(var, "var", device=device)
+        check_variance(v)
+        if v.dim() == 0 and s.dim() > 0:
+            v = v.expand(s.shape)
+        if v.shape != s.shape:
+            raise ValueError(f"var has shape {tuple(v.shape)} but log10_gsd has shape {tuple(s.shape)}")
+    for layer in layers:
+        layer.set_scale(s, v)
+
+
+def clear_scale(model: nn.Module) -> None:
+    """Forget the stored scale (layers then need an explicit scale or their default)."""
+    for layer in scale_conditioned_layers(model):
+        layer.set_scale(None, None)
+
+
+def merge(model: nn.Module, log10_gsd=None, var=None, unload: bool = True) -> nn.Module:
+    """Fold ``ΔW(s0)`` into every base layer for one fixed deployment scale ``s0``.
+
+    With ``unload=True`` (default) the wrappers are replaced by their base layers and a plain model
+    is returned, ready for ``save_pretrained``. With ``unload=False`` the wrappers stay (merged) and
+    :func:`unmerge` restores the adapter.
+    """
+    for _, layer in _require_layers(model, "merge"):
+        layer.merge(log10_gsd, var)
+    return unload_adapter(model) if unload else model
+
+
+def unmerge(model: nn.Module) -> nn.Module:
+    for _, layer in _require_layers(model, "unmerge"):
+        layer.unmerge()
+    return model
+
+
+def unload_adapter(model: nn.Module) -> nn.Module:
+    """Replace every CS-HLoRA wrapper by its base layer (merged or not), in place."""
+    for name, layer in list(cshlora_layers(model)):
+        _set_submodule(model, name, layer.base_layer)
+    if hasattr(model, "cshlora_config"):
+        del model.cshlora_config
+    return model
+
+
+def adapter_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The adapter's parameters only, keyed by qualified name (``<module>.lora_A`` ...)."""
+    out = {}
+    for name, layer in _require_layers(model, "collect adapter weights"):
+        for pname in ADAPTER_PARAM_NAMES:
+            p = getattr(layer, pname, None)
+            if p is not None:
+                out[f"{name}.{pname}"] = p.detach()
+    return out
+
+
+def _model_config(model: nn.Module) -> CSHLoRAConfig:
+    cfg = getattr(model, "cshlora_config", None)
+    if cfg is None:
+        cfg = _require_layers(model, "find the adapter config")[0][1].config
+    return cfg
+
+
+def save_adapter(model: nn.Module, path: str | os.PathLike) -> Path:
+    """Write the adapter to directory ``path``: ``cshlora_adapter.safetensors`` + ``cshlora_config.json``.
+
+    Files are written to temporary names and renamed, so an interrupted save never leaves a
+    half-written adapter behind.
+    """
+    from safetensors.torch import save_file
+
+    from . import __version__
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    state = {k: v.contiguous().cpu() for k, v in adapter_state_dict(model).items()}
+    meta = {"format": ADAPTER_FORMAT, "cshlora_version": __version__, "config": _model_config(model).to_dict()}
+    tmp_w, tmp_c = path / (ADAPTER_WEIGHTS_NAME + ".tmp"), path / (ADAPTER_CONFIG_NAME + ".tmp")
+    save_file(state, str(tmp_w), metadata={"format": ADAPTER_FORMAT})
+    tmp_c.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp_w, path / ADAPTER_WEIGHTS_NAME)
+    os.replace(tmp_c, path / ADAPTER_CONFIG_NAME)
+    return path
+
+
+def load_adapter_config(path: str | os.PathLike) -> CSHLoRAConfig:
+    path = Path(path)
+    cfg_file = path / ADAPTER_CONFIG_NAME
+    if not cfg_file.is_file():
+        raise FileNotFoundError(f"no CS-HLoRA adapter at {path}: {ADAPTER_CONFIG_NAME} is missing")
+    meta = json.loads(cfg_file.read_text())
+    if meta.get("format") != ADAPTER_FORMAT:
+        raise ValueError(f"{cfg_file}: unsupported adapter format {meta.get('format')!r} (expected {ADAPTER_FORMAT})")
+    return CSHLoRAConfig.from_dict(meta["config"])
+
+
+def load_adapter(model: nn.Module, path: str | os.PathLike) -> nn.Module:
+    """Load an adapter saved by :func:`save_adapter` into ``model``.
+
+    A model without CS-HLoRA layers is injected first with the saved config. Every adapter tensor
+    must match a layer of the model and every layer must receive its tensors; anything else is an
+    error that names the offending keys. Returns ``model``.
+    """
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    config = load_adapter_config(path)
+    if not any(True for _ in cshlora_layers(model)):
+        inject(model, config)
+    elif _model_config(model).to_dict() != config.to_dict():
+        raise ValueError(f"the model's CS-HLoRA config differs from the adapter's config at {path}")
+    state = load_file(str(path / ADAPTER_WEIGHTS_NAME))
+    expected = adapter_state_dict(model)
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise ValueError(
+            f"adapter at {path} does not fit the model: missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+            f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
+        )
+    with torch.no_grad():
+        for key, target in expected.items():
+            src = state[key]
+            if src.shape != target.shape:
+                raise ValueError(f"adapter tensor {key} has shape {tuple(src.shape)}, the model expects {tuple(target.shape)}")
+            target.copy_(src.to(device=target.device, dtype=target.dtype))
+    return model

@@ -1,0 +1,194 @@
+"""Use CS-HLoRA through PEFT: a custom LoRA layer registered on a ``LoraConfig``.
+
+    from peft import get_peft_model
+    import cshlora
+    from cshlora.peft import cshlora_lora_config, save_pretrained, from_pretrained
+
+    config = cshlora_lora_config(cshlora.CSHLoRAConfig(r=16, alpha=8))
+    model = get_peft_model(base_model, config)      # every targeted nn.Linear is gated
+    cshlora.set_scale(model, log10_gsd)             # as with the native API
+    save_pretrained(model, "adapter/")             # PEFT files + cshlora_config.json
+    model = from_pretrained(fresh_base, "adapter/")
+
+PEFT does not serialise custom layer registrations, so loading goes through
+:func:`from_pretrained`, which re-registers the layer from the saved ``cshlora_config.json``.
+Merging follows PEFT: ``cshlora.set_scale(model, s0)`` with one scalar, then ``merge_and_unload()``.
+Needs the ``peft`` extra (``pip install cshlora[peft]``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+try:
+    from peft import LoraConfig, PeftModel
+    from peft.tuners.lora.layer import Linear as _PeftLoraLinear
+except ImportError as e:  # pragma: no cover - exercised only without the extra
+    raise ImportError("cshlora.peft needs PEFT: pip install 'cshlora[peft]'") from e
+
+from .backends import gated_lowrank
+from .config import CSHLoRAConfig
+from .gate import bucket_gate, continuous_gate
+from .layer import ScaleConditioned, is_4bit
+from .model import ADAPTER_CONFIG_NAME, ADAPTER_FORMAT
+
+_CONFIG_ATTR = "_cshlora_config"
+
+
+class PeftCSHLoRALinear(ScaleConditioned, _PeftLoraLinear):
+    """PEFT's LoRA ``Linear`` with per-rank gates ``lora_tau``/``lora_sharpness`` per adapter.
+
+    The gate parameters carry the ``lora_`` prefix so PEFT trains, saves and loads them with the
+    adapter. An adapter added from a plain ``LoraConfig`` (no CS-HLoRA config attached) runs ungated.
+    """
+
+    adapter_layer_names = _PeftLoraLinear.adapter_layer_names + ("lora_tau", "lora_sharpness")
+
+    def update_layer(self, adapter_name: str, r: int, lora_alpha: int, config: LoraConfig, **kwargs) -> None:
+        if "lora_tau" not in self._parameters and not hasattr(self, "cs_configs"):
+            # Must exist before PEFT's update_layer, which walks adapter_layer_names.
+            self.lora_tau = nn.ParameterDict()
+            self.lora_sharpness = nn.ParameterDict()
+            self.cs_configs: dict[str, CSHLoRAConfig] = {}
+            self.bucket_edges: dict[str, torch.Tensor] = {}
+        cs = getattr(config, _CONFIG_ATTR, None) or CSHLoRAConfig(r=r, alpha=lora_alpha, gate="none")
+        if cs.r != r:
+            raise ValueError(f"LoraConfig r={r} differs from the CS-HLoRA config r={cs.r}")
+        super().update_layer(adapter_name, r, lora_alpha=lora_alpha, config=config, **kwargs)
+        self.cs_configs[adapter_name] = cs
+        weight = self.lora_A[adapter_name].weight
+        if cs.gate == "continuous":
+            tau, sharp = [], []
+            for tier, n in zip(cs.tiers, cs.tier_sizes()):
+                tau += [tier.tau] * n
+                sharp += [tier.sharpness] * n
+            self.lora_tau[adapter_name] = nn.Parameter(
+                torch.tensor(tau, device=weight.device, dtype=weight.dtype), requires_grad=cs.learn_tau
+            )
+            self.lora_sharpness[adapter_name] = nn.Parameter(
+                torch.tensor(sharp, device=weight.device, dtype=weight.dtype), requires_grad=cs.learn_sharpness
+            )
+        elif cs.gate == "bucketed":
+            self.bucket_edges[adapter_name] = torch.log10(torch.tensor(cs.bucket_edges_m, dtype=torch.float64))
+
+    # ScaleConditioned reads these; with several adapters the active one decides.
+    @property
+    def gate_kind(self) -> str:
+        kinds = {self.cs_configs[a].gate for a in self.active_adapters if a in self.cs_configs}
+        return "none" if kinds <= {"none"} else "continuous"
+
+    @property
+    def default_log10_gsd(self) -> float | None:
+        for a in self.active_adapters:
+            if a in self.cs_configs and self.cs_configs[a].default_log10_gsd is not None:
+                return self.cs_configs[a].default_log10_gsd
+        return None
+
+    def adapter_gate(self, adapter: str, s, var) -> torch.Tensor | None:
+        cs = self.cs_configs[adapter]
+        if cs.gate == "none" or s is None:
+            return None
+        dtype = self.lora_A[adapter].weight.dtype
+        s, var = s.to(dtype), (var.to(dtype) if var is not None else None)
+        if cs.gate == "continuous":
+            return continuous_gate(s, self.lora_tau[adapter], self.lora_sharpness[adapter], var)
+        edges = self.bucket_edges[adapter].to(device=s.device, dtype=dtype)
+        return bucket_gate(s, edges, cs.bucket_sizes(), var)
+
+    def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        self._check_forward_args(x, *args, **kwargs)
+        if kwargs.pop("adapter_names", None) is not None:
+            raise ValueError("CS-HLoRA layers do not support PEFT's mixed-adapter batches (adapter_names=)")
+        if self.disable_adapters:
+            if self.merged:
+                self.unmerge()
+            return self.base_layer(x, *args, **kwargs)
+        result = self.base_layer(x, *args, **kwargs)
+        if self.merged:
+            return result
+        s, var = self.resolve_scale(x)
+        for adapter in self.active_adapters:
+            if adapter not in self.lora_A.keys():
+                continue
+            delta = gated_lowrank(
+                x,
+                self.lora_A[adapter].weight,
+                self.lora_B[adapter].weight,
+                self.scaling[adapter],
+                self.adapter_gate(adapter, s, var),
+                self.lora_dropout[adapter],
+            )
+            result = result + delta.to(result.dtype)
+        return result
+
+    def get_delta_weight(self, adapter: str) -> torch.Tensor:
+        """``ΔW`` at the stored scale, which must be one scalar (PEFT's merge API has no scale argument)."""
+        if is_4bit(self.get_base_layer()):
+            raise ValueError("merging CS-HLoRA into a 4-bit base is not supported through PEFT; use cshlora.merge")
+        A, B = self.lora_A[adapter].weight, self.lora_B[adapter].weight
+        gate = torch.ones(A.shape[0], device=A.device, dtype=A.dtype)
+        if self.cs_configs[adapter].gate != "none":
+            gate = self.adapter_gate(adapter, *self.scalar_scale(None, None, A.device, A.dtype))
+        return (B * (gate * self.scaling[adapter])) @ A
+
+    def __repr__(self) -> str:
+        return "cshlora." + super().__repr__()
+
+
+def register(lora_config: LoraConfig, cs_config: CSHLoRAConfig) -> LoraConfig:
+    """Attach ``cs_config`` to ``lora_config`` and register the CS-HLoRA layer for ``nn.Linear``."""
+    if lora_config.r != cs_config.r:
+        raise ValueError(f"LoraConfig r={lora_config.r} differs from the CS-HLoRA config r={cs_config.r}")
+    setattr(lora_config, _CONFIG_ATTR, cs_config)
+    lora_config._register_custom_module({nn.Linear: PeftCSHLoRALinear})
+    return lora_config
+
+
+def cshlora_lora_config(cs_config: CSHLoRAConfig | None = None, **lora_kwargs: Any) -> LoraConfig:
+    """A ``LoraConfig`` mirroring ``cs_config`` (r, alpha, dropout, targets) with the layer registered.
+
+    Extra keyword arguments go to ``LoraConfig`` (e.g. ``task_type``).
+    """
+    cs = cs_config or CSHLoRAConfig()
+    lora_kwargs.setdefault("r", cs.r)
+    lora_kwargs.setdefault("lora_alpha", cs.alpha)
+    lora_kwargs.setdefault("lora_dropout", cs.dropout)
+    lora_kwargs.setdefault("target_modules", cs.target_modules)
+    if cs.exclude_modules is not None:
+        lora_kwargs.setdefault("exclude_modules", cs.exclude_modules)
+    return register(LoraConfig(**lora_kwargs), cs)
+
+
+def save_pretrained(model: PeftModel, path: str | os.PathLike, adapter_name: str = "default", **kwargs: Any) -> Path:
+    """``model.save_pretrained(path)`` plus the CS-HLoRA config PEFT cannot serialise."""
+    peft_config = model.peft_config[adapter_name]
+    cs = getattr(peft_config, _CONFIG_ATTR, None)
+    if cs is None:
+        raise ValueError(f"adapter {adapter_name!r} was not created from a CS-HLoRA config")
+    model.save_pretrained(str(path), selected_adapters=[adapter_name], **kwargs)
+    out = Path(path) if adapter_name == "default" else Path(path) / adapter_name
+    meta = {"format": ADAPTER_FORMAT, "peft": True, "config": cs.to_dict()}
+    tmp = out / (ADAPTER_CONFIG_NAME + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, out / ADAPTER_CONFIG_NAME)
+    return out
+
+
+def from_pretrained(model: nn.Module, path: str | os.PathLike, **kwargs: Any) -> PeftModel:
+    """Load an adapter written by :func:`save_pretrained` onto ``model`` through PEFT."""
+    path = Path(path)
+    meta_file = path / ADAPTER_CONFIG_NAME
+    if not meta_file.is_file():
+        raise FileNotFoundError(f"{path} has no {ADAPTER_CONFIG_NAME}: not saved by cshlora.peft.save_pretrained")
+    meta = json.loads(meta_file.read_text())
+    if meta.get("format") != ADAPTER_FORMAT:
+        raise ValueError(f"{meta_file}: unsupported adapter format {meta.get('format')!r}")
+    lora_config = LoraConfig.from_pretrained(str(path))
+    register(lora_config, CSHLoRAConfig.from_dict(meta["config"]))
+    return PeftModel.from_pretrained(model, str(path), config=lora_config, **kwargs)
