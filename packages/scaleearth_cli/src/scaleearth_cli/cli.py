@@ -6,7 +6,6 @@ import typer
 
 app = typer.Typer(
     name="scaleearth",
-    help="ScaleEarth: continuous scale conditioning (CS-HLoRA) for remote-sensing VLMs.",
     no_args_is_help=True,
     add_completion=False,
 )

@@ -1,0 +1,49 @@
+"""Workspace rules: package layout, versions, and cshlora's independence from the other packages."""
+
+import ast
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = {"cshlora": "cshlora", "sseu": "sseu", "geoscale_vqa": "geoscale_vqa", "scaleearth_cli": "scaleearth_cli"}
+
+
+@pytest.mark.parametrize("folder, module", PACKAGES.items())
+def test_each_member_has_pyproject_version_src_and_tests(folder, module):
+    pkg = ROOT / "packages" / folder
+    meta = tomllib.loads((pkg / "pyproject.toml").read_text())["project"]
+    assert meta["version"]
+    init = pkg / "src" / module / "__init__.py"
+    assert f'__version__ = "{meta["version"]}"' in init.read_text()
+    assert any((pkg / "tests").glob("test_*.py")), f"{folder} has no tests"
+
+
+def _imported_top_levels(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_cshlora_imports_nothing_from_the_other_packages():
+    allowed = {"torch", "safetensors", "peft", "bitsandbytes", "triton", "cshlora", "__future__"}
+    import sys
+
+    stdlib = set(sys.stdlib_module_names)
+    for path in (ROOT / "packages/cshlora/src/cshlora").rglob("*.py"):
+        foreign = _imported_top_levels(path) - allowed - stdlib
+        assert not foreign, f"{path.relative_to(ROOT)} imports {sorted(foreign)}"
+
+
+def test_cshlora_declares_only_torch_safetensors_and_triton():
+    meta = tomllib.loads((ROOT / "packages/cshlora/pyproject.toml").read_text())["project"]
+    names = {d.split(";")[0].split(">")[0].split("=")[0].strip() for d in meta["dependencies"]}
+    assert names == {"torch", "safetensors", "triton"}
+    assert any("sys_platform == 'linux'" in d for d in meta["dependencies"] if d.startswith("triton"))
+    assert set(meta["optional-dependencies"]) == {"peft", "qlora"}
