@@ -1,9 +1,10 @@
 """Registry of compute backends for the low-rank, gated path of :class:`CSHLoRALinear`.
 
-A backend is a function ``delta(layer, x, s, var) -> Tensor`` returning the adapter's contribution
-``scaling * ((dropout(x) @ A^T) * h(s)) @ B^T`` in the adapter's dtype. ``s`` and ``var`` arrive
-already validated and shaped to broadcast against ``x.shape[:-1]`` (or ``None`` for ungated LoRA).
-Backends register themselves on import; ``"auto"`` picks the best available for the input's device.
+A backend is a function ``forward(layer, x, s, var) -> Tensor`` returning the layer's whole output
+``base(x) + scaling * ((dropout(x) @ A^T) * h(s)) @ B^T`` in the base output's dtype, so a backend
+may fuse the adapter into the base computation. ``s`` and ``var`` arrive already validated and
+shaped to broadcast against ``x.shape[:-1]`` (or ``None`` for ungated LoRA). Backends register
+themselves on import; ``"auto"`` picks the best available for the input's device.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ import torch
 if TYPE_CHECKING:
     from .layer import CSHLoRALinear
 
-DeltaFn = Callable[["CSHLoRALinear", torch.Tensor, "torch.Tensor | None", "torch.Tensor | None"], torch.Tensor]
+ForwardFn = Callable[["CSHLoRALinear", torch.Tensor, "torch.Tensor | None", "torch.Tensor | None"], torch.Tensor]
 
 
 @dataclass(frozen=True)
 class Backend:
     name: str
-    delta: DeltaFn
+    forward: ForwardFn
     supports: Callable[[torch.Tensor], bool]  # can it run this input (device, dtype)?
     priority: int  # higher wins under "auto"
 
@@ -68,9 +69,11 @@ def gated_lowrank(x, A, B, scaling: float, gate=None, dropout=None) -> torch.Ten
     return torch.nn.functional.linear(xa, B)
 
 
-def torch_delta(layer: "CSHLoRALinear", x: torch.Tensor, s, var) -> torch.Tensor:
+def torch_forward(layer: "CSHLoRALinear", x: torch.Tensor, s, var) -> torch.Tensor:
     """Reference backend: plain PyTorch, autograd does the backward."""
-    return gated_lowrank(x, layer.lora_A, layer.lora_B, layer.scaling, layer.gate_values(s, var), layer.dropout)
+    result = layer.base_layer(x)
+    delta = gated_lowrank(x, layer.lora_A, layer.lora_B, layer.scaling, layer.gate_values(s, var), layer.dropout)
+    return result + delta.to(result.dtype)
 
 
-register_backend(Backend("torch", torch_delta, supports=lambda x: True, priority=0))
+register_backend(Backend("torch", torch_forward, supports=lambda x: True, priority=0))

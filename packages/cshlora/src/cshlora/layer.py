@@ -176,12 +176,10 @@ class CSHLoRALinear(ScaleConditioned, nn.Module):
         return self.config.resolved_backend()
 
     def forward(self, x: torch.Tensor, log10_gsd=None, var=None) -> torch.Tensor:
-        result = self.base_layer(x)
         if self.disabled or self.merged:
-            return result
+            return self.base_layer(x)
         s, v = self.resolve_scale(x, log10_gsd, var)
-        delta = backends.resolve_backend(self.backend, x).delta(self, x, s, v)
-        return result + delta.to(result.dtype)
+        return backends.resolve_backend(self.backend, x).forward(self, x, s, v)
 
     # -- merging -------------------------------------------------------------------------------
     def delta_weight(self, log10_gsd=None, var=None) -> torch.Tensor:

@@ -51,7 +51,7 @@ class PeftCSHLoRALinear(ScaleConditioned, _PeftLoraLinear):
     adapter_layer_names = _PeftLoraLinear.adapter_layer_names + ("lora_tau", "lora_sharpness")
 
     def update_layer(self, adapter_name: str, r: int, lora_alpha: int, config: LoraConfig, **kwargs) -> None:
-        if "lora_tau" not in self._parameters and not hasattr(self, "cs_configs"):
+        if not hasattr(self, "cs_configs"):
             # Must exist before PEFT's update_layer, which walks adapter_layer_names.
             self.lora_tau = nn.ParameterDict()
             self.lora_sharpness = nn.ParameterDict()
