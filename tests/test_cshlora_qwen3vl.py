@@ -52,7 +52,9 @@ def test_per_sample_scale_through_the_real_model_with_gradient_checkpointing():
     batch_logits = model(input_ids=ids).logits
     for i in range(2):
         cshlora.set_scale(model, s[i : i + 1])
-        torch.testing.assert_close(model(input_ids=ids[i : i + 1]).logits, batch_logits[i : i + 1], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(
+            model(input_ids=ids[i : i + 1]).logits, batch_logits[i : i + 1], atol=1e-5, rtol=1e-4
+        )
 
     def grads(checkpointing):
         model.train()

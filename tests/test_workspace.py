@@ -1,10 +1,10 @@
 """Workspace rules: package layout, versions, and cshlora's independence from the other packages."""
 
 import ast
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"cshlora": "cshlora", "sseu": "sseu", "geoscale_vqa": "geoscale_vqa", "scaleearth_cli": "scaleearth_cli"}

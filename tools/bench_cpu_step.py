@@ -63,7 +63,9 @@ def main() -> None:
     print(f"{'variant':36s} {'median ms':>10s} {'vs PEFT':>8s} {'vs base':>8s}")
     for name, label in LABELS.items():
         m = medians[name]
-        rows.append({"variant": label, "test": name, "median_s": m, "ratio_to_peft_lora": m / peft, "ratio_to_base": m / base})
+        rows.append(
+            {"variant": label, "test": name, "median_s": m, "ratio_to_peft_lora": m / peft, "ratio_to_base": m / base}
+        )
         print(f"{label:36s} {m * 1e3:10.2f} {m / peft:8.3f} {m / base:8.3f}")
     consts = runpy.run_path(str(BENCH_FILE))
     shapes = {k: consts[k] for k in ("BATCH", "TOKENS", "D", "R")}

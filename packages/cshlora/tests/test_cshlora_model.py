@@ -44,7 +44,9 @@ def test_set_scale_reaches_every_layer_and_stays():
     first = model(x)
     assert torch.equal(model(x), first)  # the value stays until the next call
     for _, layer in cshlora.cshlora_layers(model):
-        torch.testing.assert_close(layer(torch.ones(2, layer.in_features)), layer(torch.ones(2, layer.in_features), log10_gsd=s))
+        torch.testing.assert_close(
+            layer(torch.ones(2, layer.in_features)), layer(torch.ones(2, layer.in_features), log10_gsd=s)
+        )
     cshlora.set_scale(model, torch.tensor([2.0, 2.0]))
     assert not torch.allclose(model(x), first)
     cshlora.clear_scale(model)
@@ -93,7 +95,7 @@ def test_merge_equals_unmerged_at_that_scale():
 
 def test_merge_with_variance_and_unmerge_restores_base():
     model = injected()
-    originals = {n: l.base_layer.weight.clone() for n, l in cshlora.cshlora_layers(model)}
+    originals = {n: layer.base_layer.weight.clone() for n, layer in cshlora.cshlora_layers(model)}
     x = torch.randn(4, 16)
     cshlora.set_scale(model, 1.1, var=0.3)
     expected = model(x)
@@ -140,7 +142,11 @@ def test_saved_adapter_holds_only_adapter_tensors(tmp_path):
     model = injected()
     cshlora.save_adapter(model, tmp_path)
     keys = set(load_file(str(tmp_path / "cshlora_adapter.safetensors")))
-    assert keys == {f"{m}.{p}" for m in ("q_proj", "v_proj", "up_proj", "down_proj") for p in ("lora_A", "lora_B", "tau", "sharpness")}
+    assert keys == {
+        f"{m}.{p}"
+        for m in ("q_proj", "v_proj", "up_proj", "down_proj")
+        for p in ("lora_A", "lora_B", "tau", "sharpness")
+    }
 
 
 def test_load_rejects_an_adapter_that_does_not_fit(tmp_path):

@@ -42,7 +42,11 @@ def test_peft_layer_matches_native_layer():
 
 def test_peft_trains_gate_parameters():
     model, _ = peft_model()
-    kinds = {next(part for part in n.split(".") if part.startswith("lora_")) for n, p in model.named_parameters() if p.requires_grad}
+    kinds = {
+        next(part for part in n.split(".") if part.startswith("lora_"))
+        for n, p in model.named_parameters()
+        if p.requires_grad
+    }
     assert kinds == {"lora_A", "lora_B", "lora_tau", "lora_sharpness"}
     cshlora.set_scale(model, torch.tensor([0.5]))
     model(torch.randn(1, 16)).sum().backward()
@@ -55,7 +59,9 @@ def test_peft_save_load_round_trip(tmp_path):
     cshlora.set_scale(model, torch.tensor([0.3, 1.9]))
     expected = model(x)
     out = save_pretrained(model, tmp_path / "peft")
-    assert {"adapter_model.safetensors", "adapter_config.json", "cshlora_config.json"} <= {p.name for p in out.iterdir()}
+    assert {"adapter_model.safetensors", "adapter_config.json", "cshlora_config.json"} <= {
+        p.name for p in out.iterdir()
+    }
     loaded = from_pretrained(pristine, out)
     cshlora.set_scale(loaded, torch.tensor([0.3, 1.9]))
     assert torch.equal(loaded(x), expected)

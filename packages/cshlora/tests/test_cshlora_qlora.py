@@ -14,7 +14,11 @@ bnb = pytest.importorskip("bitsandbytes")
 
 def nf4_copy(linear: nn.Linear) -> nn.Module:
     q = bnb.nn.Linear4bit(
-        linear.in_features, linear.out_features, bias=linear.bias is not None, compute_dtype=torch.float32, quant_type="nf4"
+        linear.in_features,
+        linear.out_features,
+        bias=linear.bias is not None,
+        compute_dtype=torch.float32,
+        quant_type="nf4",
     )
     q.load_state_dict(linear.state_dict())
     return q.to("cpu")  # quantises
@@ -67,7 +71,9 @@ def test_merge_into_nf4_equals_requantised_reference():
     w0 = bnb.functional.dequantize_4bit(layer.base_layer.weight.data, layer.base_layer.weight.quant_state)
     reference = nf4_copy(nn.Linear(64, 32))
     with torch.no_grad():
-        reference.weight = bnb.nn.Params4bit((w0 + layer.delta_weight(0.5)).float(), requires_grad=False, quant_type="nf4").to("cpu")
+        reference.weight = bnb.nn.Params4bit(
+            (w0 + layer.delta_weight(0.5)).float(), requires_grad=False, quant_type="nf4"
+        ).to("cpu")
         reference.bias.copy_(dense.bias)
     x = torch.randn(5, 64)
     with warnings.catch_warnings(record=True) as caught:

@@ -9,8 +9,9 @@ themselves on import; ``"auto"`` picks the best available for the input's device
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -69,7 +70,7 @@ def gated_lowrank(x, A, B, scaling: float, gate=None, dropout=None) -> torch.Ten
     return torch.nn.functional.linear(xa, B)
 
 
-def torch_forward(layer: "CSHLoRALinear", x: torch.Tensor, s, var) -> torch.Tensor:
+def torch_forward(layer: CSHLoRALinear, x: torch.Tensor, s, var) -> torch.Tensor:
     """Reference backend: plain PyTorch, autograd does the backward."""
     result = layer.base_layer(x)
     delta = gated_lowrank(x, layer.lora_A, layer.lora_B, layer.scaling, layer.gate_values(s, var), layer.dropout)

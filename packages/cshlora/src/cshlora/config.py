@@ -164,6 +164,14 @@ class CSHLoRAConfig:
             start += n
         return out
 
+    def rank_gate_init(self) -> tuple[list[float], list[float]]:
+        """Initial ``tau`` (log10 m) and ``sharpness`` of every rank, from its tier."""
+        tau, sharpness = [], []
+        for tier, n in zip(self.tiers, self.tier_sizes()):
+            tau += [tier.tau] * n
+            sharpness += [tier.sharpness] * n
+        return tau, sharpness
+
     def bucket_sizes(self) -> list[int]:
         """Rank slice sizes of the bucketed baseline: ``r`` split as evenly as possible."""
         return _split_counts(self.r, [1.0] * (len(self.bucket_edges_m) + 1))
@@ -191,7 +199,7 @@ class CSHLoRAConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "CSHLoRAConfig":
+    def from_dict(cls, d: dict[str, Any]) -> CSHLoRAConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -207,7 +215,7 @@ class CSHLoRAConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "CSHLoRAConfig":
+    def from_json(cls, text: str) -> CSHLoRAConfig:
         return cls.from_dict(json.loads(text))
 
 

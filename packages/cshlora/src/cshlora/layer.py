@@ -145,10 +145,7 @@ class CSHLoRALinear(ScaleConditioned, nn.Module):
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
 
         if config.gate == "continuous":
-            tau, sharp = [], []
-            for tier, n in zip(config.tiers, config.tier_sizes()):
-                tau += [tier.tau] * n
-                sharp += [tier.sharpness] * n
+            tau, sharp = config.rank_gate_init()
             self.tau = nn.Parameter(torch.tensor(tau, device=device, dtype=dtype), requires_grad=config.learn_tau)
             self.sharpness = nn.Parameter(
                 torch.tensor(sharp, device=device, dtype=dtype), requires_grad=config.learn_sharpness
@@ -222,10 +219,14 @@ class CSHLoRALinear(ScaleConditioned, nn.Module):
             )
             weight = base.weight
             w = bnb.functional.dequantize_4bit(weight.data, weight.quant_state).float() + dw.float()
-            kwargs = {k: v for k, v in vars(weight).items() if k in ("blocksize", "compress_statistics", "quant_type", "quant_storage")}
-            base.weight = bnb.nn.Params4bit(
-                w.to("cpu").to(weight.quant_state.dtype), requires_grad=False, **kwargs
-            ).to(weight.device)
+            kwargs = {
+                k: v
+                for k, v in vars(weight).items()
+                if k in ("blocksize", "compress_statistics", "quant_type", "quant_storage")
+            }
+            base.weight = bnb.nn.Params4bit(w.to("cpu").to(weight.quant_state.dtype), requires_grad=False, **kwargs).to(
+                weight.device
+            )
         else:
             base.weight.data += dw.to(base.weight.dtype)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from torch import nn
@@ -161,16 +161,23 @@ def save_adapter(model: nn.Module, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     state = {k: v.contiguous().cpu() for k, v in adapter_state_dict(model).items()}
-    meta = {"format": ADAPTER_FORMAT, "cshlora_version": __version__, "config": _model_config(model).to_dict()}
-    tmp_w, tmp_c = path / (ADAPTER_WEIGHTS_NAME + ".tmp"), path / (ADAPTER_CONFIG_NAME + ".tmp")
+    tmp_w = path / (ADAPTER_WEIGHTS_NAME + ".tmp")
     save_file(state, str(tmp_w), metadata={"format": ADAPTER_FORMAT})
-    tmp_c.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     os.replace(tmp_w, path / ADAPTER_WEIGHTS_NAME)
-    os.replace(tmp_c, path / ADAPTER_CONFIG_NAME)
+    write_adapter_config(path, _model_config(model), cshlora_version=__version__)
     return path
 
 
+def write_adapter_config(path: Path, config: CSHLoRAConfig, **extra) -> None:
+    """Write ``cshlora_config.json`` atomically (temporary name, then rename)."""
+    meta = {"format": ADAPTER_FORMAT, **extra, "config": config.to_dict()}
+    tmp = path / (ADAPTER_CONFIG_NAME + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path / ADAPTER_CONFIG_NAME)
+
+
 def load_adapter_config(path: str | os.PathLike) -> CSHLoRAConfig:
+    """The config stored next to an adapter written by :func:`save_adapter` (or cshlora.peft)."""
     path = Path(path)
     cfg_file = path / ADAPTER_CONFIG_NAME
     if not cfg_file.is_file():
@@ -209,6 +216,8 @@ def load_adapter(model: nn.Module, path: str | os.PathLike) -> nn.Module:
         for key, target in expected.items():
             src = state[key]
             if src.shape != target.shape:
-                raise ValueError(f"adapter tensor {key} has shape {tuple(src.shape)}, the model expects {tuple(target.shape)}")
+                raise ValueError(
+                    f"adapter tensor {key} has shape {tuple(src.shape)}, the model expects {tuple(target.shape)}"
+                )
             target.copy_(src.to(device=target.device, dtype=target.dtype))
     return model

@@ -18,7 +18,6 @@ Needs the ``peft`` extra (``pip install cshlora[peft]``).
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from .backends import gated_lowrank
 from .config import CSHLoRAConfig
 from .gate import bucket_gate, continuous_gate
 from .layer import ScaleConditioned, is_4bit
-from .model import ADAPTER_CONFIG_NAME, ADAPTER_FORMAT
+from .model import load_adapter_config, write_adapter_config
 
 _CONFIG_ATTR = "_cshlora_config"
 
@@ -64,10 +63,7 @@ class PeftCSHLoRALinear(ScaleConditioned, _PeftLoraLinear):
         self.cs_configs[adapter_name] = cs
         weight = self.lora_A[adapter_name].weight
         if cs.gate == "continuous":
-            tau, sharp = [], []
-            for tier, n in zip(cs.tiers, cs.tier_sizes()):
-                tau += [tier.tau] * n
-                sharp += [tier.sharpness] * n
+            tau, sharp = cs.rank_gate_init()
             self.lora_tau[adapter_name] = nn.Parameter(
                 torch.tensor(tau, device=weight.device, dtype=weight.dtype), requires_grad=cs.learn_tau
             )
@@ -173,22 +169,13 @@ def save_pretrained(model: PeftModel, path: str | os.PathLike, adapter_name: str
         raise ValueError(f"adapter {adapter_name!r} was not created from a CS-HLoRA config")
     model.save_pretrained(str(path), selected_adapters=[adapter_name], **kwargs)
     out = Path(path) if adapter_name == "default" else Path(path) / adapter_name
-    meta = {"format": ADAPTER_FORMAT, "peft": True, "config": cs.to_dict()}
-    tmp = out / (ADAPTER_CONFIG_NAME + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, out / ADAPTER_CONFIG_NAME)
+    write_adapter_config(out, cs, peft=True)
     return out
 
 
 def from_pretrained(model: nn.Module, path: str | os.PathLike, **kwargs: Any) -> PeftModel:
     """Load an adapter written by :func:`save_pretrained` onto ``model`` through PEFT."""
-    path = Path(path)
-    meta_file = path / ADAPTER_CONFIG_NAME
-    if not meta_file.is_file():
-        raise FileNotFoundError(f"{path} has no {ADAPTER_CONFIG_NAME}: not saved by cshlora.peft.save_pretrained")
-    meta = json.loads(meta_file.read_text())
-    if meta.get("format") != ADAPTER_FORMAT:
-        raise ValueError(f"{meta_file}: unsupported adapter format {meta.get('format')!r}")
+    cs_config = load_adapter_config(path)
     lora_config = LoraConfig.from_pretrained(str(path))
-    register(lora_config, CSHLoRAConfig.from_dict(meta["config"]))
+    register(lora_config, cs_config)
     return PeftModel.from_pretrained(model, str(path), config=lora_config, **kwargs)
