@@ -39,11 +39,8 @@ def check_finite(values: Tensor, name: str) -> None:
     if values.is_floating_point() and not bool(torch.isfinite(values).all()):
         n_nan = int(torch.isnan(values).sum())
         n_inf = int(torch.isinf(values).sum())
-        first = _first_index(~torch.isfinite(values))
-        raise ValueError(
-            f"{name} contains {n_nan} NaN and {n_inf} inf value(s) (first at flat index {first}); "
-            f"SSE-U needs finite {name}"
-        )
+        first = (~torch.isfinite(values)).nonzero()[0].tolist()
+        raise ValueError(f"{name} must be finite but has {n_nan} NaN and {n_inf} inf value(s) (first at index {first})")
 
 
 def warn_if_implausible(log10_gsd: Tensor, name: str) -> None:
@@ -54,7 +51,7 @@ def warn_if_implausible(log10_gsd: Tensor, name: str) -> None:
         example = float(log10_gsd.reshape(-1)[_first_index(outside)])
         warnings.warn(
             f"{name}: {int(outside.sum())} GSD value(s) outside the plausible range "
-            f"{PLAUSIBLE_GSD_M[0]} m – {PLAUSIBLE_GSD_M[1]:g} m (e.g. {10.0 ** example:.4g} m); "
+            f"{PLAUSIBLE_GSD_M[0]} m – {PLAUSIBLE_GSD_M[1]:g} m (e.g. {10.0**example:.4g} m); "
             "kept as is, check the units",
             ImplausibleGSDWarning,
             stacklevel=3,
@@ -74,8 +71,7 @@ def check_gsd_m(gsd_m: Tensor, name: str) -> None:
     if bool(nonpositive.any()):
         example = float(gsd_m.reshape(-1)[_first_index(nonpositive)])
         raise ValueError(
-            f"{name} must be > 0 metres per pixel; got {int(nonpositive.sum())} value(s) <= 0 "
-            f"(e.g. {example:g})"
+            f"{name} must be > 0 metres per pixel; got {int(nonpositive.sum())} value(s) <= 0 (e.g. {example:g})"
         )
     warn_if_implausible(torch.log10(gsd_m.double()), name)
 

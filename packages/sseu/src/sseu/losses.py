@@ -36,9 +36,7 @@ def _check(pred: SSEUPrediction, target: Tensor) -> None:
         raise TypeError(f"pred must be an SSEUPrediction, got {type(pred).__name__}")
     if not torch.is_tensor(target) or target.shape != pred.mean.shape:
         shape = tuple(target.shape) if torch.is_tensor(target) else type(target).__name__
-        raise ValueError(
-            f"target (log10 GSD) must be a tensor of shape {tuple(pred.mean.shape)}, got {shape}"
-        )
+        raise ValueError(f"target (log10 GSD) must be a tensor of shape {tuple(pred.mean.shape)}, got {shape}")
     check_log10_gsd(target.detach(), "target")
     check_finite(pred.mean.detach(), "predicted mean")
     check_finite(pred.var.detach(), "predicted var")
@@ -58,9 +56,7 @@ def gaussian_nll_loss(pred: SSEUPrediction, target: Tensor, reduction: Reduction
     return _reduce(_nll_terms(pred, target), reduction)
 
 
-def beta_nll_loss(
-    pred: SSEUPrediction, target: Tensor, beta: float = 0.5, reduction: Reduction = "mean"
-) -> Tensor:
+def beta_nll_loss(pred: SSEUPrediction, target: Tensor, beta: float = 0.5, reduction: Reduction = "mean") -> Tensor:
     """β-NLL: each sample's NLL times ``stop_gradient(var) ** beta`` (``beta`` in [0, 1])."""
     if not 0.0 <= beta <= 1.0:
         raise ValueError(f"beta must be in [0, 1], got {beta}")

@@ -110,10 +110,8 @@ def calibration_summary(
     if len(levels) == 0:
         raise ValueError("levels must not be empty")
     abs_z = (target - mean).abs() / var.sqrt()
-    observed = tuple(
-        float((abs_z <= normal_quantile_for_level(lv)).double().mean()) for lv in levels
-    )
-    gaps = [abs(o - lv) for o, lv in zip(observed, levels)]
+    observed = tuple(float((abs_z <= normal_quantile_for_level(lv)).double().mean()) for lv in levels)
+    gaps = [abs(o - lv) for o, lv in zip(observed, levels, strict=True)]
     return CalibrationSummary(
         levels=tuple(float(lv) for lv in levels),
         observed=observed,

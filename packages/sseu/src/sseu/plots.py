@@ -55,8 +55,8 @@ def plot_calibration(
     top = max(bin_std + bin_rmse) * 1.1
     right.plot([0, top], [0, top], color="0.6", linestyle="--", label="ideal")
     right.plot(bin_std, bin_rmse, marker="o", label=f"{len(bins)} equal-count bins")
-    right.set(xlim=(0, top), ylim=(0, top), xlabel="predicted std (decades)",
-              ylabel="RMS error (decades)", title=f"error vs uncertainty (mean z² {cal.mean_z2:.2f})")  # fmt: skip
+    right.set(xlim=(0, top), ylim=(0, top), xlabel="predicted std (decades)", ylabel="RMS error (decades)",
+              title=f"error vs uncertainty (mean z² {cal.mean_z2:.2f})")  # fmt: skip
     right.legend(loc="upper left")
     if title:
         fig.suptitle(title)

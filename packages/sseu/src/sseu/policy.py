@@ -54,9 +54,7 @@ def _metadata_tensor(metadata_gsd_m: object, batch_size: int | None) -> Tensor:
     elif isinstance(metadata_gsd_m, (int, float)):
         t = torch.tensor(float(metadata_gsd_m), dtype=torch.float64)
     elif isinstance(metadata_gsd_m, Sequence) and not isinstance(metadata_gsd_m, str):
-        t = torch.tensor(
-            [math.nan if v is None else float(v) for v in metadata_gsd_m], dtype=torch.float64
-        )
+        t = torch.tensor([math.nan if v is None else float(v) for v in metadata_gsd_m], dtype=torch.float64)
     else:
         raise TypeError(
             "metadata_gsd_m must be None, a number, a sequence of numbers/None or a tensor, "
@@ -156,6 +154,6 @@ def resolve_scale(
 
     branch = tuple(
         "metadata" if m else "estimate" if e else "default"
-        for m, e in zip(has_meta.tolist(), use_estimate.tolist())
+        for m, e in zip(has_meta.tolist(), use_estimate.tolist(), strict=True)
     )
     return ScaleDecision(log10_gsd=value, var=var, branch=branch)
