@@ -1,7 +1,34 @@
-"""GeoScale-VQA: build scale-layered remote-sensing VQA corpora as WebDataset shards.
+"""GeoScale-VQA: build scale-layered remote-sensing VQA corpora as WebDataset shards, and read them back.
 
-The source adapters and the builder arrive with their own issue; this package currently only
-reserves the name and version inside the ScaleEarth workspace.
+from geoscale_vqa import build, geoscale_dataset
+build(["synthetic=200", "rsvqa-lr=/data/RSVQA_LR"], "corpus", workers=4)
+for sample in geoscale_dataset("corpus", split="train", mode="qa"):
+    sample["image"], sample["question"], sample["answer"], sample["gsd_m"]
 """
 
 __version__ = "0.1.0"
+
+from .build import BuildError, BuildResult, build, merge_parts, parse_part  # noqa: E402
+from .gsd import GSDError, effective_gsd, gsd_from_geotiff, validate_gsd  # noqa: E402
+from .qa.teacher import TeacherConfig  # noqa: E402  (torch/transformers load only when a teacher runs)
+from .reader import geoscale_dataset, shard_urls  # noqa: E402
+from .sources import REGISTRY as SOURCES  # noqa: E402
+from .sources import SourceError, parse_source  # noqa: E402
+
+__all__ = [
+    "SOURCES",
+    "BuildError",
+    "BuildResult",
+    "GSDError",
+    "SourceError",
+    "TeacherConfig",
+    "build",
+    "effective_gsd",
+    "geoscale_dataset",
+    "gsd_from_geotiff",
+    "merge_parts",
+    "parse_part",
+    "parse_source",
+    "shard_urls",
+    "validate_gsd",
+]

@@ -1,0 +1,79 @@
+"""Source adapters: one small module per dataset format, registered by the `--source` kind they serve.
+
+An adapter has two functions: `validate(arg)` fails at once (SourceError) on a missing path or a bad
+argument, before any work starts; `items(arg, options)` yields `Item`s (one per image, in a fixed
+order) and `Reject`s for inputs it cannot use. Adding a dataset = one module that calls `register`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from ..records import Item, Reject
+
+
+class SourceError(ValueError):
+    """A `--source` that cannot work at all: unknown kind, missing path, malformed argument."""
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    seed: int = 0
+    synthetic_size: int = 96
+
+
+@dataclass(frozen=True)
+class Adapter:
+    kind: str
+    summary: str
+    validate: Callable[[str], None]
+    items: Callable[[str, SourceOptions], Iterator[Item | Reject]]
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    kind: str
+    arg: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}={self.arg}"
+
+
+REGISTRY: dict[str, Adapter] = {}
+
+
+def register(adapter: Adapter) -> Adapter:
+    REGISTRY[adapter.kind] = adapter
+    return adapter
+
+
+def get_adapter(kind: str) -> Adapter:
+    try:
+        return REGISTRY[kind]
+    except KeyError:
+        raise SourceError(f"unknown source kind {kind!r}; known kinds: {', '.join(sorted(REGISTRY))}") from None
+
+
+def parse_source(text: str) -> SourceSpec:
+    """Parse and validate one `KIND=ARG`; raises `SourceError` with a message fit for a user."""
+    kind, sep, arg = text.partition("=")
+    kind, arg = kind.strip(), arg.strip()
+    if not sep or not kind or not arg:
+        raise SourceError(f"--source must look like KIND=ARG (e.g. rsvqa-lr=/data/RSVQA_LR), got {text!r}")
+    get_adapter(kind).validate(arg)
+    return SourceSpec(kind, arg)
+
+
+from . import dota, fmow, folder, llava, mtsccd, rsvqa, synthetic, xben  # noqa: E402,F401  (registration)
+
+__all__ = [
+    "REGISTRY",
+    "Adapter",
+    "SourceError",
+    "SourceOptions",
+    "SourceSpec",
+    "get_adapter",
+    "parse_source",
+    "register",
+]
