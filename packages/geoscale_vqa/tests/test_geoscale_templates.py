@@ -69,6 +69,7 @@ def test_scale_answers_come_from_physics():
 
 def test_resolvability_answers():
     # At 3 m a 4.5 m car spans 1.5 px (not resolvable); a 6 m tree exactly 2 px and a 24 m tennis court 8 px.
+    # The 64 px image covers 192 m, so a 1.5 km airport cannot be in it and is never asked about.
     answers = {}
     for seed in range(40):
         for q in template_qa(gsd_m=3.0, width=64, height=64, labels={}, rng=random.Random(seed), max_qa=99):
@@ -80,8 +81,18 @@ def test_resolvability_answers():
         "building": "yes",
         "tennis court": "yes",
         "soccer field": "yes",
-        "airport": "yes",
     }
+
+
+def test_resolvability_never_asks_about_objects_larger_than_the_image():
+    # 0.5 m x 96 px = 48 m on the ground: a tennis court (24 m) fits, a soccer field (100 m) does not.
+    asked = set()
+    for seed in range(40):
+        for q in template_qa(gsd_m=0.5, width=96, height=96, labels={}, rng=random.Random(seed), max_qa=99):
+            if q.type == "resolvable":
+                asked.add(re.search(r"single (.+?) \(", q.question)[1])
+    assert asked and not asked & {"soccer field", "airport"}
+    assert "tennis court" in asked
 
 
 def test_no_car_counting_at_10_m_but_at_half_a_metre():

@@ -57,7 +57,11 @@ def _scale_candidates(gsd_m: float, width: int, height: int, rng: random.Random)
         ),
     ]
     # One reference object that is resolvable and one that is not, when both exist at this GSD.
+    # An object larger than the image's footprint cannot be "made out in this image" whatever
+    # the GSD, so it is never asked about.
+    footprint_m = min(width, height) * gsd_m
     refs = [physics.THINGS[name] for name in physics.RESOLVABILITY_REFERENCES]
+    refs = [t for t in refs if t.size_m <= footprint_m]
     for group in (
         [t for t in refs if physics.resolvable(t.size_m, gsd_m)],
         [t for t in refs if not physics.resolvable(t.size_m, gsd_m)],
