@@ -15,6 +15,19 @@ from .reader import geoscale_dataset, shard_urls  # noqa: E402
 from .sources import REGISTRY as SOURCES  # noqa: E402
 from .sources import SourceError, parse_source  # noqa: E402
 
+# Benchmark readers and scorers (geoscale_vqa.benchmarks), imported on first use so `import geoscale_vqa`
+# stays as light as before.
+_BENCHMARK_EXPORTS = ("load_benchmark", "read_predictions", "results_table", "score_predictions", "write_predictions")
+
+
+def __getattr__(name):
+    if name in _BENCHMARK_EXPORTS:
+        from . import benchmarks
+
+        return getattr(benchmarks, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "SOURCES",
     "BuildError",
@@ -26,9 +39,14 @@ __all__ = [
     "effective_gsd",
     "geoscale_dataset",
     "gsd_from_geotiff",
+    "load_benchmark",
     "merge_parts",
     "parse_part",
     "parse_source",
+    "read_predictions",
+    "results_table",
+    "score_predictions",
     "shard_urls",
     "validate_gsd",
+    "write_predictions",
 ]

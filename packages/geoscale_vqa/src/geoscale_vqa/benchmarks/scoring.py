@@ -1,0 +1,127 @@
+"""Score predictions against a benchmark: per-question outcomes, the benchmark's own aggregates, provenance.
+
+`results.json` records what is needed to trace a number back to a command: the benchmark kind, the data
+path and the sha256 of every annotation file read (images are not hashed: XLRS JSONL and OmniEarth point
+at thousands; parquet shards and GeoScale shards hold their images and are hashed whole), the
+predictions file and its sha256, `geoscale_vqa.__version__`, and anything the caller adds under `run`
+(model, adapter, gsd-source). Missing predictions count as wrong and are listed; predictions for ids the
+benchmark does not have are listed and not scored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+
+from .judge import LENGTH_RTOL, judge
+from .predictions import read_predictions
+from .records import Benchmark
+from .registry import benchmark_spec, load_benchmark
+
+SCHEMA = "geoscale-vqa-results/1"
+LISTED_IDS = 50  # ids listed in results.json per problem kind; counts are always complete
+
+
+def file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def judge_all(benchmark: Benchmark, predictions: Mapping[str, str], *, length_rtol: float = LENGTH_RTOL):
+    """[(question, outcome)] in benchmark order; a question without a prediction is "missing"."""
+    return [(q, judge(q.answer, predictions.get(q.key), length_rtol=length_rtol)) for q in benchmark.questions]
+
+
+def score_predictions(
+    benchmark: Benchmark,
+    predictions: Mapping[str, str],
+    *,
+    predictions_path=None,
+    run: Mapping | None = None,
+    length_rtol: float = LENGTH_RTOL,
+) -> dict:
+    """The results dict (as written to results.json) for `predictions` = {question key: raw text}."""
+    from .. import __version__
+
+    spec = benchmark_spec(benchmark.kind)
+    pairs = judge_all(benchmark, predictions, length_rtol=length_rtol)
+    metrics, groups = spec.summarise(pairs)
+    status = Counter(o.status for _, o in pairs)
+    known = {q.key for q in benchmark.questions}
+    unknown = sorted(k for k in predictions if k not in known)
+    missing = [q.id for q, o in pairs if o.status == "missing"]
+    return {
+        "schema": SCHEMA,
+        "benchmark": benchmark.kind,
+        "title": spec.title,
+        "metrics": metrics,
+        "counts": {
+            "questions": len(pairs),
+            "correct": sum(o.correct for _, o in pairs),
+            "strict": status["strict"],
+            "fallback": status["fallback"],
+            "unparseable": status["unparseable"],
+            "invalid": status["invalid"],
+            "missing": status["missing"],
+            "unknown_ids": len(unknown),
+            "skipped": dict(benchmark.skipped),
+        },
+        "groups": groups,
+        "missing_ids": missing[:LISTED_IDS],
+        "unknown_ids": unknown[:LISTED_IDS],
+        "data": {
+            "path": str(benchmark.path),
+            "images": str(benchmark.images_root) if benchmark.images_root else None,
+            "files": [{"path": str(f), "sha256": file_sha256(f)} for f in benchmark.files],
+        },
+        "predictions": (
+            {"path": str(predictions_path), "sha256": file_sha256(predictions_path)} if predictions_path else None
+        ),
+        "code_version": {"geoscale_vqa": __version__},
+        "notes": list(benchmark.notes),
+        "run": dict(run or {}),
+    }
+
+
+def question_rows(benchmark: Benchmark, predictions: Mapping[str, str], *, length_rtol: float = LENGTH_RTOL):
+    """One row per question (id, groups, truth, prediction, what was parsed, status, correct) for scored.jsonl."""
+    for q, o in judge_all(benchmark, predictions, length_rtol=length_rtol):
+        yield {
+            "id": q.id,
+            **{k: v for k, v in q.groups.items() if v},
+            "answer": q.answer_text,
+            "prediction": predictions.get(q.key),
+            "parsed": o.parsed,
+            "status": o.status,
+            "correct": o.correct,
+        }
+
+
+def write_results(out_dir, results: Mapping, rows=None) -> Path:
+    """`out_dir/results.json` (and `out_dir/scored.jsonl` when per-question `rows` are given)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if rows is not None:
+        with open(out / "scored.jsonl", "w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    path = out / "results.json"
+    path.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def score(
+    bench: str, data_path, predictions_path, out_dir, *, images=None, run: Mapping | None = None, **options
+) -> dict:
+    """Read a benchmark and a predictions file, score, write `out_dir/results.json` and `scored.jsonl`."""
+    benchmark = load_benchmark(bench, data_path, images, with_images=False, **options)
+    predictions = read_predictions(predictions_path)
+    results = score_predictions(benchmark, predictions, predictions_path=predictions_path, run=run)
+    write_results(out_dir, results, question_rows(benchmark, predictions))
+    return results
