@@ -89,6 +89,12 @@ def test_scalar_scale_broadcasts_and_2d_input_is_rows():
     torch.testing.assert_close(layer(x, log10_gsd=0.7), layer(x, log10_gsd=torch.full((3,), 0.7)))
 
 
+def test_unbatched_1d_input_with_scalar_scale():
+    layer = make_layer()
+    x = torch.randn(12)
+    torch.testing.assert_close(layer(x, log10_gsd=0.4), layer(x.unsqueeze(0), log10_gsd=0.4)[0])
+
+
 def test_gradcheck_float64_all_inputs():
     layer = make_layer(d_in=5, d_out=4, dtype=torch.float64, r=4)
     assert layer.lora_A.dtype == torch.float64

@@ -9,6 +9,7 @@ themselves on import; ``"auto"`` picks the best available for the input's device
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -27,6 +28,10 @@ class Backend:
     forward: ForwardFn
     supports: Callable[[torch.Tensor], bool]  # can it run this input (device, dtype)?
     priority: int  # higher wins under "auto"
+    # Inputs "auto" may send here (default: ``supports``); lets a backend run somewhere only when
+    # asked for by name, e.g. triton's CPU interpreter, which exists for tests.
+    auto_supports: Callable[[torch.Tensor], bool] | None = None
+    requires: str = ""  # what ``supports`` wants, for the error message
 
 
 _REGISTRY: dict[str, Backend] = {}
@@ -43,7 +48,7 @@ def available_backends() -> list[str]:
 def resolve_backend(name: str, x: torch.Tensor) -> Backend:
     """The backend to run ``x`` with, given the configured name (after the env override)."""
     if name == "auto":
-        usable = [b for b in _REGISTRY.values() if b.supports(x)]
+        usable = [b for b in _REGISTRY.values() if (b.auto_supports or b.supports)(x)]
         return max(usable, key=lambda b: b.priority)
     try:
         backend = _REGISTRY[name]
@@ -53,7 +58,10 @@ def resolve_backend(name: str, x: torch.Tensor) -> Backend:
             f"(available: {', '.join(available_backends())}); use backend='auto' or 'torch'"
         ) from None
     if not backend.supports(x):
-        raise ValueError(f"cshlora backend {name!r} cannot run a {x.dtype} input on {x.device}")
+        raise ValueError(
+            f"cshlora backend {name!r} is not available for a {x.dtype} input on {x.device} "
+            f"({backend.requires or 'unsupported device or dtype'}); use backend='auto' or 'torch'"
+        )
     return backend
 
 
@@ -78,3 +86,19 @@ def torch_forward(layer: CSHLoRALinear, x: torch.Tensor, s, var) -> torch.Tensor
 
 
 register_backend(Backend("torch", torch_forward, supports=lambda x: True, priority=0))
+
+# Fused kernels where triton is installed (Linux). The check imports nothing: macOS installs and
+# plain `import cshlora` stay fast, and the kernels compile on first use (see cshlora.kernels).
+if importlib.util.find_spec("triton") is not None:
+    from . import kernels as _kernels
+
+    register_backend(
+        Backend(
+            "triton",
+            _kernels.triton_forward,
+            _kernels.supports,
+            priority=10,
+            auto_supports=_kernels.auto_supports,
+            requires=_kernels.REQUIRES,
+        )
+    )

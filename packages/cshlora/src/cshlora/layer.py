@@ -84,9 +84,9 @@ class ScaleConditioned:
             else:
                 raise ValueError(f"var has shape {tuple(var.shape)} but log10_gsd has shape {tuple(s.shape)}")
         pad = (1,) * (len(lead) - s.dim())
-        s = s.to(device=x.device).reshape(*s.shape, *pad)
+        s = s.to(device=x.device).reshape(tuple(s.shape) + pad)
         if var is not None:
-            var = var.to(device=x.device).reshape(*var.shape, *pad)
+            var = var.to(device=x.device).reshape(tuple(var.shape) + pad)
         return s, var
 
     def scalar_scale(self, log10_gsd, var, device, dtype) -> tuple[torch.Tensor, torch.Tensor | None]:
