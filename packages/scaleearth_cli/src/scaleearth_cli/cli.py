@@ -171,5 +171,133 @@ def build_data(
         raise typer.Exit(1) from None
 
 
+@app.command("make-tiny-model")
+def make_tiny_model_cmd(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the model, tokenizer and processor to.")],
+    seed: Annotated[int, typer.Option(help="Seed of the random weights.")] = 0,
+    hidden_size: Annotated[
+        int, typer.Option(min=16, help="Width of the LLM and the vision tower (multiple of 16).")
+    ] = 64,
+    layers: Annotated[int, typer.Option(min=1, help="LLM decoder layers.")] = 2,
+) -> None:
+    """Write a tiny randomly initialised Qwen3-VL (same classes as Qwen3-VL-8B) for tests and demos.
+
+    Loads with AutoModelForImageTextToText / AutoProcessor.from_pretrained(OUT), like the real model.
+
+    Example:
+
+        uv run scaleearth make-tiny-model --out tiny-qwen3-vl
+    """
+    from rich.console import Console
+
+    from .tiny import make_tiny_model
+
+    if hidden_size % 16:
+        raise typer.BadParameter("must be a multiple of 16", param_hint="--hidden-size")
+    path = make_tiny_model(out, seed=seed, hidden_size=hidden_size, num_layers=layers)
+    Console().print(f"tiny Qwen3-VL written to {path}")
+
+
+def _train_overrides(**flags) -> dict:
+    """Flags the user gave (None = not given, so the config file or the default applies)."""
+    return {k: v for k, v in flags.items() if v is not None}
+
+
+@app.command()
+def train(
+    stage: Annotated[int | None, typer.Option(help="1: SFT on instruction data; 2: CS-HLoRA + SSE-U.")] = None,
+    data: Annotated[Path | None, typer.Option(help="A build-data output folder (WebDataset shards).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder: config, metrics, checkpoints.")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML run config; flags override its values.")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Hugging Face id or local folder (Stage 2: the Stage-1 --merge output).")
+    ] = None,
+    adapter: Annotated[str | None, typer.Option(help="cshlora | lora | gsd-token | bucketed (Stage 2).")] = None,
+    quantize: Annotated[str | None, typer.Option(help="nf4 | none (default: nf4 for Stage 2).")] = None,
+    gate_gsd: Annotated[str | None, typer.Option(help="oracle | predicted | mixed:P (gate GSD in training).")] = None,
+    r: Annotated[int | None, typer.Option(help="Adapter rank.")] = None,
+    alpha: Annotated[float | None, typer.Option(help="Adapter alpha (scaling alpha / r).")] = None,
+    gsd_loss_weight: Annotated[float | None, typer.Option(help="lambda in CE + lambda * beta-NLL.")] = None,
+    sources: Annotated[
+        list[str] | None, typer.Option("--sources", help="Corpus sources to train on (default: llava for Stage 1).")
+    ] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Optimizer steps.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Samples per micro-batch per process.")] = None,
+    grad_accum: Annotated[int | None, typer.Option(help="Micro-batches per optimizer step.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate of the adapter.")] = None,
+    warmup_steps: Annotated[int | None, typer.Option(help="Linear warm-up steps before the cosine decay.")] = None,
+    max_length: Annotated[int | None, typer.Option(help="Tokens per sample at most.")] = None,
+    save_every: Annotated[int | None, typer.Option(help="Checkpoint every K steps.")] = None,
+    log_every: Annotated[int | None, typer.Option(help="Read metrics (one device sync) every K steps.")] = None,
+    resume: Annotated[str | None, typer.Option(help="none | auto | a checkpoint folder.")] = None,
+    max_bad_steps: Annotated[int | None, typer.Option(help="Stop after this many non-finite steps.")] = None,
+    gradient_checkpointing: Annotated[
+        bool | None, typer.Option("--gradient-checkpointing/--no-gradient-checkpointing")
+    ] = None,
+    merge: Annotated[
+        bool | None, typer.Option("--merge/--no-merge", help="Stage 1: write a merged model folder.")
+    ] = None,
+    full_finetune: Annotated[
+        bool | None, typer.Option("--full-finetune/--lora", help="Stage 1: train the whole LLM.")
+    ] = None,
+    unfreeze_vision: Annotated[bool | None, typer.Option("--unfreeze-vision/--freeze-vision")] = None,
+    unfreeze_projector: Annotated[bool | None, typer.Option("--unfreeze-projector/--freeze-projector")] = None,
+    num_workers: Annotated[int | None, typer.Option(help="DataLoader worker processes.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of initialisation, shuffling and mixed gating.")] = None,
+    nproc: Annotated[int | None, typer.Option(help="Processes (torchrun; gloo on CPU, NCCL on GPU).")] = None,
+    trust_remote_code: Annotated[bool | None, typer.Option("--trust-remote-code/--no-trust-remote-code")] = None,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = None,
+) -> None:
+    """Train Stage 1 (SFT) or Stage 2 (CS-HLoRA + SSE-U) of ScaleEarth on Qwen3-VL.
+
+    Example:
+
+        uv run scaleearth train --stage 1 --data corpus --model Qwen/Qwen3-VL-8B-Instruct --out runs/s1 --merge
+
+        uv run scaleearth train --stage 2 --data corpus --model runs/s1/merged --out runs/s2 --adapter cshlora
+
+        uv run scaleearth train --config run.yaml --nproc 2 --resume auto
+    """
+    from rich.console import Console
+
+    from .config import RESOLVED_CONFIG_NAME, ConfigError, load_config
+    from .train import TrainingError
+    from .train import train as run_training
+
+    console = Console()
+    overrides = _train_overrides(
+        stage=stage, data=str(data) if data else None, out=str(out) if out else None, model=model, adapter=adapter,
+        quantize=quantize, gate_gsd=gate_gsd, r=r, alpha=alpha, gsd_loss_weight=gsd_loss_weight,
+        sources=sources or None, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
+        warmup_steps=warmup_steps, max_length=max_length, save_every=save_every, log_every=log_every, resume=resume,
+        max_bad_steps=max_bad_steps, gradient_checkpointing=gradient_checkpointing, merge=merge,
+        full_finetune=full_finetune, unfreeze_vision=unfreeze_vision, unfreeze_projector=unfreeze_projector,
+        num_workers=num_workers, seed=seed, nproc=nproc, trust_remote_code=trust_remote_code, progress=progress,
+    )  # fmt: skip
+    try:
+        cfg = load_config(config, overrides)
+    except ConfigError as err:
+        raise typer.BadParameter(str(err)) from None
+    if not cfg.out:
+        raise typer.BadParameter("a run folder is needed", param_hint="--out")
+    if not cfg.data:
+        raise typer.BadParameter("training data is needed (a build-data output folder)", param_hint="--data")
+    if not Path(cfg.data).exists():
+        raise typer.BadParameter(f"{cfg.data} does not exist", param_hint="--data")
+    if cfg.nproc > 1:
+        from .distributed import launch
+
+        resolved = cfg.save(Path(cfg.out) / RESOLVED_CONFIG_NAME)
+        raise typer.Exit(launch(resolved, cfg.nproc))
+    try:
+        result = run_training(cfg, console=console)
+    except TrainingError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(1) from None
+    console.print(f"trained {result.steps} steps ({result.skipped_steps} skipped); outputs in {result.final_dir}")
+    if result.merged_dir is not None:
+        console.print(f"merged Stage-1 model: {result.merged_dir}")
+
+
 if __name__ == "__main__":
     app()

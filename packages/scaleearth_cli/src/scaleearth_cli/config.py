@@ -1,0 +1,178 @@
+"""The training run's configuration: one dataclass, read from YAML, overridden by flags, saved with the run."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ADAPTERS = ("cshlora", "lora", "gsd-token", "bucketed")
+QUANTIZE = ("none", "nf4")
+RESOLVED_CONFIG_NAME = "config.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message names the field."""
+
+
+@dataclass(frozen=True)
+class GateGSD:
+    """Where the gate's GSD comes from during training: ``oracle``, ``predicted`` or ``mixed:P``.
+
+    ``mixed:P``: each sample independently uses the SSE-U prediction with probability ``P`` and the
+    metadata (oracle) GSD otherwise — the referee's protocol for training with predicted GSD.
+    """
+
+    mode: str
+    p_predicted: float
+
+    @classmethod
+    def parse(cls, text: str) -> GateGSD:
+        if text == "oracle":
+            return cls("oracle", 0.0)
+        if text == "predicted":
+            return cls("predicted", 1.0)
+        if text.startswith("mixed:"):
+            try:
+                p = float(text.split(":", 1)[1])
+            except ValueError:
+                p = math.nan
+            if not 0.0 <= p <= 1.0:
+                raise ConfigError(f"gate_gsd: mixed:P needs P in [0, 1], got {text!r}")
+            return cls("mixed", p)
+        raise ConfigError(f"gate_gsd must be 'oracle', 'predicted' or 'mixed:P', got {text!r}")
+
+
+@dataclass
+class TrainConfig:
+    """Everything one ``scaleearth train`` run needs. Paths are strings so the YAML stays plain."""
+
+    stage: int = 2
+    data: str = ""
+    out: str = ""
+    model: str = "Qwen/Qwen3-VL-8B-Instruct"
+    trust_remote_code: bool = False
+    # Stage 2 defaults follow the paper: NF4 base, CS-HLoRA r=64, alpha=32 on every LLM projection.
+    adapter: str = "cshlora"
+    quantize: str | None = None  # None: nf4 for stage 2, none for stage 1
+    r: int = 64
+    alpha: float = 32.0
+    gate_gsd: str = "oracle"
+    # SSE-U and the joint loss CE + lambda * beta-NLL
+    gsd_loss_weight: float = 0.1
+    beta: float = 0.5
+    sseu_warmup_steps: int = 0
+    sseu_hidden: int = 256
+    # Stage 1
+    full_finetune: bool = False
+    unfreeze_vision: bool = False
+    unfreeze_projector: bool = False
+    merge: bool = False
+    # data
+    sources: list[str] | None = None  # None: llava for stage 1, every source for stage 2
+    split: str = "train"
+    max_turns: int | None = 4
+    max_length: int = 2048
+    shuffle_buffer: int = 0
+    num_workers: int = 0
+    # optimisation
+    batch_size: int = 1
+    grad_accum: int = 1
+    max_steps: int = 1000
+    lr: float = 2e-4
+    sseu_lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    max_grad_norm: float = 1.0
+    gradient_checkpointing: bool = True
+    bf16: bool | None = None  # None: bf16 autocast exactly when training on a GPU
+    max_bad_steps: int = 10
+    seed: int = 0
+    # bookkeeping
+    save_every: int = 500
+    log_every: int = 10
+    resume: str = "none"  # "none", "auto" or a checkpoint folder
+    nproc: int = 1
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        def need(ok: bool, name: str, msg: str) -> None:
+            if not ok:
+                raise ConfigError(f"{name}: {msg}")
+
+        need(self.stage in (1, 2), "stage", f"must be 1 or 2, got {self.stage!r}")
+        need(self.adapter in ADAPTERS, "adapter", f"must be one of {', '.join(ADAPTERS)}, got {self.adapter!r}")
+        need(self.quantize in (None, *QUANTIZE), "quantize", f"must be nf4 or none, got {self.quantize!r}")
+        GateGSD.parse(self.gate_gsd)
+        if self.adapter == "gsd-token":
+            # The GSD is written into the prompt before the vision tower runs: only metadata can be used.
+            need(self.gate_gsd == "oracle", "gate_gsd", "the gsd-token baseline writes the metadata GSD into the "
+                 "prompt, so it needs --gate-gsd oracle")  # fmt: skip
+        for name in ("r", "batch_size", "grad_accum", "max_steps", "save_every", "log_every", "max_length", "nproc"):
+            need(int(getattr(self, name)) >= 1, name, f"must be >= 1, got {getattr(self, name)!r}")
+        for name in ("warmup_steps", "sseu_warmup_steps", "num_workers", "max_bad_steps", "shuffle_buffer"):
+            need(int(getattr(self, name)) >= 0, name, f"must be >= 0, got {getattr(self, name)!r}")
+        for name in ("lr", "sseu_lr", "alpha"):
+            need(math.isfinite(getattr(self, name)) and getattr(self, name) > 0, name, "must be a positive number")
+        need(math.isfinite(self.gsd_loss_weight) and self.gsd_loss_weight >= 0, "gsd_loss_weight", "must be >= 0")
+        need(0.0 <= self.beta <= 1.0, "beta", f"must be in [0, 1], got {self.beta!r}")
+        need(self.max_turns is None or self.max_turns >= 1, "max_turns", "must be >= 1")
+        need(self.merge is False or self.stage == 1, "merge", "--merge writes a Stage-1 model; it is for --stage 1")
+        need(not (self.merge and self.resolved_quantize == "nf4"), "merge", "cannot merge into an NF4 base; "
+             "train Stage 1 with --quantize none")  # fmt: skip
+
+    @property
+    def resolved_quantize(self) -> str:
+        if self.quantize is not None:
+            return self.quantize
+        return "nf4" if self.stage == 2 else "none"
+
+    @property
+    def resolved_sources(self) -> list[str] | None:
+        if self.sources is not None:
+            return list(self.sources)
+        return ["llava"] if self.stage == 1 else None
+
+    # -- files ---------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        d = {k.replace("-", "_"): v for k, v in d.items()}
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
+        return cls(**d)
+
+    def save(self, path: str | Path) -> Path:
+        import yaml
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=True))
+        return path
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:
+    """The YAML file's values (if any), then every override that is not None; validated."""
+    import yaml
+
+    values: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of keys to values")
+        values.update({k.replace("-", "_"): v for k, v in loaded.items()})
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig.from_dict(values)

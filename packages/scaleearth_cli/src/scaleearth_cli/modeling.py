@@ -1,0 +1,257 @@
+"""Qwen3-VL for ScaleEarth: load (optionally NF4), freeze, inject the adapter, attach SSE-U, route the GSD.
+
+The GSD reaches the adapters like this: a forward hook on the vision tower fires once the visual
+tokens exist and before any LLM layer runs; it pools each image's tokens through SSE-U, picks each
+sample's gate GSD (oracle metadata, the SSE-U estimate, or a per-sample mix) and calls
+``cshlora.set_scale``. The value stays set, so gradient-checkpoint recomputation sees it too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+import cshlora
+
+from .config import GateGSD
+
+# Modules that stay out of 4-bit quantisation. The skip list is matched against full module names,
+# so a bare "visual" does NOT keep the vision tower out (measured with transformers 5.24: all 12
+# vision linears of the tiny model were quantised); "model.visual" does. Naming any list also
+# replaces transformers' default, which keeps lm_head out: name it too.
+NF4_SKIP_MODULES = ["model.visual", "visual", "lm_head"]
+
+
+def _has_bnb_linear4bit(module: nn.Module) -> bool:
+    return type(module).__name__ == "Linear4bit" and type(module).__module__.startswith("bitsandbytes")
+
+
+def quantised_modules(model: nn.Module) -> list[str]:
+    """Names of the bitsandbytes 4-bit linears in ``model``."""
+    return [name for name, m in model.named_modules() if _has_bnb_linear4bit(m)]
+
+
+def vision_tower(model: nn.Module) -> nn.Module:
+    """The Qwen-VL vision tower (``model.visual`` in transformers >= 4.52, ``visual`` before)."""
+    for path in ("model.visual", "visual"):
+        try:
+            return model.get_submodule(path)
+        except AttributeError:
+            continue
+    raise ValueError(f"{type(model).__name__} has no vision tower at model.visual or visual")
+
+
+def load_vlm(
+    model: str,
+    *,
+    quantize: str = "none",
+    device: torch.device | str = "cpu",
+    trust_remote_code: bool = False,
+):
+    """Load a Qwen3-VL (hub id or local folder) and its processor; NF4 quantises only the LLM.
+
+    Weights come in bf16 on a GPU and fp32 on a CPU. Raises if quantisation touched the vision tower.
+    """
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    device = torch.device(device)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    kwargs: dict = {"dtype": dtype, "trust_remote_code": trust_remote_code}
+    if quantize == "nf4":
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=dtype,
+            llm_int8_skip_modules=NF4_SKIP_MODULES,
+        )
+        kwargs["device_map"] = {"": device}
+    elif quantize != "none":
+        raise ValueError(f"quantize must be 'nf4' or 'none', got {quantize!r}")
+    vlm = AutoModelForImageTextToText.from_pretrained(model, **kwargs)
+    if quantize == "none":
+        vlm.to(device)
+    else:
+        tower = vision_tower(vlm)
+        leaked = [n for n, m in tower.named_modules() if _has_bnb_linear4bit(m)]
+        if leaked:
+            raise RuntimeError(f"NF4 quantisation reached the vision tower ({leaked[:3]}...); it must stay unquantised")
+    processor = AutoProcessor.from_pretrained(model, trust_remote_code=trust_remote_code)
+    return vlm, processor
+
+
+def adapter_config(kind: str, *, r: int, alpha: float) -> cshlora.CSHLoRAConfig:
+    """The Stage-2 adapter: CS-HLoRA or one of its baselines, all of rank ``r`` (parameter-matched).
+
+    ``lora`` (B2) and ``gsd-token`` are plain LoRA (the latter gets the GSD as prompt text);
+    ``bucketed`` (B4) splits the same ``r`` ranks into one slice per GSD bucket.
+    """
+    gate = {"cshlora": "continuous", "lora": "none", "gsd-token": "none", "bucketed": "bucketed"}[kind]
+    return cshlora.CSHLoRAConfig(r=r, alpha=alpha, gate=gate)
+
+
+def enable_gradient_checkpointing(vlm: nn.Module) -> None:
+    # Non-reentrant checkpointing needs no input that requires grad (the base is frozen);
+    # transformers 5 renamed gradient_checkpointing_* to activation_checkpointing_*.
+    kwargs = {"use_reentrant": False}
+    if hasattr(vlm, "activation_checkpointing_enable"):
+        vlm.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        vlm.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    if hasattr(vlm, "config"):
+        vlm.config.use_cache = False
+
+
+@dataclass
+class StepOutput:
+    lm_loss: torch.Tensor
+    gsd_nll: torch.Tensor  # 0 when there is no SSE-U head or no sample with a known GSD
+    prediction: object | None  # sseu.SSEUPrediction of the batch (None without a head)
+    gate_log10_gsd: torch.Tensor | None  # what the adapters were given, [B]
+
+
+class ScaleEarthVLM(nn.Module):
+    """The VLM plus the SSE-U head, as one module (so DDP and checkpoints see both).
+
+    ``forward(batch, step)`` runs the VLM with the hook described in the module docstring and
+    returns the LM loss and SSE-U's loss (β-NLL on the effective GSD, MSE warm-up first).
+    """
+
+    def __init__(
+        self,
+        vlm: nn.Module,
+        sseu_head: nn.Module | None = None,
+        *,
+        gate_gsd: str = "oracle",
+        beta: float = 0.5,
+        sseu_warmup_steps: int = 0,
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.vlm = vlm
+        self.sseu = sseu_head
+        self.gate_gsd = GateGSD.parse(gate_gsd)
+        self.beta = beta
+        self.sseu_warmup_steps = sseu_warmup_steps
+        self.seed = seed
+        self.scale_gated = any(layer.gate_kind != "none" for _, layer in cshlora.cshlora_layers(vlm))
+        if self.scale_gated and sseu_head is None and self.gate_gsd.mode != "oracle":
+            raise ValueError(f"--gate-gsd {gate_gsd} needs an SSE-U head")
+        self.merge_size = int(getattr(vision_tower(vlm), "spatial_merge_size", 2))
+        self._pending: dict | None = None
+        self._seen: dict | None = None
+        vision_tower(vlm).register_forward_hook(self._after_vision_tower)
+
+    # -- the hook ------------------------------------------------------------------------------
+    def _image_tokens(self, output, grid_thw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-image visual tokens (after the merger: what the LLM reads), padded to [B, N, D] + mask."""
+        merged = output.pooler_output if hasattr(output, "pooler_output") else output[0]
+        sizes = (grid_thw.prod(-1) // self.merge_size**2).tolist()
+        per_image = torch.split(merged, sizes)
+        tokens = nn.utils.rnn.pad_sequence(per_image, batch_first=True)
+        mask = torch.zeros(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
+        for i, n in enumerate(sizes):
+            mask[i, :n] = True
+        return tokens, mask
+
+    def _after_vision_tower(self, module, args, output):
+        ctx = self._pending
+        if ctx is None:  # a forward outside ScaleEarthVLM.forward (e.g. generate): leave the scale alone
+            return None
+        oracle: torch.Tensor = ctx["log10_gsd"]
+        prediction = None
+        if self.sseu is not None:
+            tokens, mask = self._image_tokens(output, ctx["image_grid_thw"])
+            # SSE-U is a probe of the frozen visual features: its loss must not move the vision tower.
+            prediction = self.sseu(tokens.detach().float(), mask)
+        gate = None
+        if self.scale_gated:
+            gate, var = self._gate_scale(oracle, prediction, ctx["step"])
+            cshlora.set_scale(self.vlm, gate, var)
+        self._seen = {"prediction": prediction, "gate": gate}
+        return None
+
+    def _gate_scale(self, oracle: torch.Tensor, prediction, step: int):
+        """Per-sample gate GSD and variance. Unknown metadata (NaN) always falls back to the estimate."""
+        use_pred = torch.isnan(oracle)
+        mode = self.gate_gsd
+        if mode.mode == "predicted":
+            use_pred = torch.ones_like(use_pred)
+        elif mode.mode == "mixed":
+            # Seeded by step so a resumed or re-run job draws the same samples.
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+            use_pred = use_pred | (torch.rand(oracle.shape, generator=g) < mode.p_predicted).to(oracle.device)
+        if not bool(use_pred.any()):
+            return oracle, None
+        if prediction is None:
+            raise ValueError("a sample has no GSD metadata and there is no SSE-U head to estimate it")
+        # The gate reads a detached estimate: the LM loss should not pull SSE-U towards a convenient
+        # (wrong) scale; SSE-U learns the GSD from its own β-NLL term only.
+        mean, var = prediction.mean.detach(), prediction.var.detach()
+        gate = torch.where(use_pred, mean, torch.nan_to_num(oracle))
+        return gate, torch.where(use_pred, var, torch.zeros_like(var))
+
+    # -- forward -------------------------------------------------------------------------------
+    def forward(self, batch: dict, step: int = 0) -> StepOutput:
+        device = next(p for p in self.vlm.parameters()).device
+        log10_gsd = batch["log10_gsd"].to(device)
+        if self.scale_gated and self.sseu is None and bool(torch.isnan(log10_gsd).any()):
+            raise ValueError("a sample has no GSD and there is no SSE-U head; the scale-gated adapter needs one")
+        self._pending = {"log10_gsd": log10_gsd, "image_grid_thw": batch["image_grid_thw"], "step": step}
+        self._seen = None
+        try:
+            inputs = {
+                k: batch[k].to(device)
+                for k in (
+                    "input_ids",
+                    "attention_mask",
+                    "mm_token_type_ids",
+                    "pixel_values",
+                    "image_grid_thw",
+                    "labels",
+                )
+                if k in batch
+            }
+            out = self.vlm(**inputs)
+        finally:
+            self._pending = None
+        if self._seen is None:
+            raise RuntimeError("the vision tower did not run: every training sample needs an image")
+        prediction = self._seen["prediction"]
+        gsd_nll = out.loss.new_zeros(())
+        if prediction is not None:
+            gsd_nll = self._sseu_loss(prediction, log10_gsd, step)
+        return StepOutput(out.loss, gsd_nll, prediction, self._seen["gate"])
+
+    def _sseu_loss(self, prediction, target: torch.Tensor, step: int) -> torch.Tensor:
+        from sseu import SSEUPrediction, sseu_loss
+
+        known = ~torch.isnan(target)
+        if bool(known.all()):
+            return sseu_loss(prediction, target, step=step, warmup_steps=self.sseu_warmup_steps, beta=self.beta)
+        if not bool(known.any()):
+            return prediction.mean.sum() * 0.0  # keeps the head in the graph (DDP needs every grad)
+        part = SSEUPrediction(prediction.mean[known], prediction.var[known])
+        return sseu_loss(part, target[known], step=step, warmup_steps=self.sseu_warmup_steps, beta=self.beta)
+
+
+def visual_feature_size(vlm: nn.Module) -> int:
+    """Width of the merged visual tokens (= the LLM hidden size for Qwen3-VL)."""
+    cfg = vlm.config
+    vision = getattr(cfg, "vision_config", None)
+    if vision is not None and getattr(vision, "out_hidden_size", None):
+        return int(vision.out_hidden_size)
+    return int(cfg.text_config.hidden_size)
+
+
+def set_stage1_trainable(vlm: nn.Module, *, unfreeze_vision: bool, unfreeze_projector: bool) -> None:
+    """Stage 1 trains the LLM adapter; the vision blocks and the merger (projector) only when asked."""
+    tower = vision_tower(vlm)
+    for name, p in tower.named_parameters():
+        is_projector = name.startswith(("merger.", "deepstack_merger_list."))
+        if (is_projector and unfreeze_projector) or (not is_projector and unfreeze_vision):
+            p.requires_grad_(True)
