@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import runpy
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from benchlib import cpu_name  # tools/ is on sys.path when a script there runs
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_FILE = ROOT / "packages/cshlora/tests/test_cshlora_benchmark.py"
@@ -26,16 +27,6 @@ LABELS = {
     "test_bench_cshlora_step": "cshlora continuous gate",
     "test_bench_cshlora_uncertain_step": "cshlora expected gate (with var)",
 }
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:

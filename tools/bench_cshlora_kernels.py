@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import statistics
 import sys
@@ -29,6 +28,7 @@ import time
 from pathlib import Path
 
 import torch
+from benchlib import cpu_name  # tools/ is on sys.path when a script there runs
 from torch import nn
 
 from cshlora import CSHLoRAConfig, CSHLoRALinear
@@ -56,16 +56,6 @@ args = parse_args()
 if args.cpu_triton and not torch.cuda.is_available():
     # Read when the kernels are first loaded (cshlora.kernels), so setting it here is early enough.
     os.environ["TRITON_INTERPRET"] = "1"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def timer(device: torch.device):
