@@ -299,5 +299,241 @@ def train(
         console.print(f"merged Stage-1 model: {result.merged_dir}")
 
 
+# -- evaluation ----------------------------------------------------------------------------------
+BENCH_HELP = "xlrs | omniearth | rsvqa | geoscale"
+
+
+def _check_bench(bench: str) -> None:
+    from geoscale_vqa.benchmarks import BENCHMARKS
+
+    if bench not in BENCHMARKS:
+        raise typer.BadParameter(f"unknown benchmark {bench!r}; expected {BENCH_HELP}", param_hint="--bench")
+
+
+def _load_model(model: str, adapter: Path | None, device: str | None, quantize: str, max_pixels: int | None):
+    from .inference import load_eval_model
+
+    if quantize not in ("none", "nf4"):
+        raise typer.BadParameter(f"expected none or nf4, got {quantize!r}", param_hint="--quantize")
+    if adapter is not None and not adapter.exists():
+        raise typer.BadParameter(f"{adapter} does not exist", param_hint="--adapter")
+    try:
+        return load_eval_model(model, adapter, device=device, quantize=quantize, max_pixels=max_pixels)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--adapter") from None
+
+
+def _fail(console, err: Exception):
+    console.print(f"[red]error:[/red] {err}")
+    return typer.Exit(1)
+
+
+Model = Annotated[str, typer.Option(help="Hugging Face id or local folder of the (Stage-1) base model.")]
+Device = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1, ... (default: cuda if available).")]
+Quantize = Annotated[str, typer.Option(help="none | nf4 (the LLM base in 4 bit, as Stage 2 trains it).")]
+MaxPixels = Annotated[
+    int | None, typer.Option(min=1, help="Pixel budget per image (default: the processor's); larger ones shrink.")
+]
+Images = Annotated[Path | None, typer.Option(help="Image root for XLRS JSONL, OmniEarth, RSVQA (default: their own).")]
+Split = Annotated[str | None, typer.Option(help="rsvqa: test | test_phili ...; geoscale: test (default: test).")]
+BatchSize = Annotated[int, typer.Option(min=1, help="Questions per generation batch.")]
+MaxNewTokens = Annotated[int, typer.Option(min=1, help="Answer length limit in tokens (greedy decoding).")]
+Limit = Annotated[int | None, typer.Option(min=1, help="Only the first N questions (recorded in the results).")]
+
+
+@app.command("eval")
+def eval_cmd(
+    bench: Annotated[str, typer.Option(help=BENCH_HELP)],
+    data: Annotated[Path, typer.Option(help="The benchmark in its published layout (see geoscale_vqa README).")],
+    model: Model,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for predictions.jsonl, results.json, plots.")],
+    adapter: Annotated[
+        Path | None, typer.Option(help="A Stage-2 run folder (uses final/), a checkpoint or an adapter folder.")
+    ] = None,
+    gsd_source: Annotated[
+        str, typer.Option(help="oracle | predicted | none | noisy:SIGMA (decades) | fixed:METRES.")
+    ] = "oracle",
+    images: Images = None,
+    split: Split = None,
+    batch_size: BatchSize = 8,
+    max_new_tokens: MaxNewTokens = 16,
+    limit: Limit = None,
+    seed: Annotated[int, typer.Option(help="Seed of the noisy:SIGMA draws (one per question).")] = 0,
+    device: Device = None,
+    quantize: Quantize = "none",
+    max_pixels: MaxPixels = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
+) -> None:
+    """Run a model on a benchmark: predictions JSONL, results JSON (with provenance) and a table.
+
+    The gate's GSD: oracle = the benchmark's GSD made effective for the resized image (benchmarks without
+    one fall back to the policy: SSE-U estimate, else default; the results count each branch);
+    predicted = the policy without metadata; none = the neutral default; noisy:SIGMA = oracle + N(0, SIGMA²)
+    decades; fixed:METRES = one GSD for all. With an SSE-U head and true GSDs the results carry its MAE,
+    coverage and a calibration plot.
+
+    Example:
+
+        uv run scaleearth eval --bench rsvqa --data RSVQA_HR --split test_phili --model s1/merged --adapter s2 --out hr
+
+        uv run scaleearth eval --bench xlrs --data XLRS --model s1/merged --adapter s2 --gsd-source predicted --out xlrs
+    """
+    from rich.console import Console
+
+    from geoscale_vqa.benchmarks import results_table
+
+    from .evaluate import evaluate
+    from .inference import GSDSource
+
+    console = Console()
+    _check_bench(bench)
+    try:
+        GSDSource.parse(gsd_source)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--gsd-source") from None
+    em = _load_model(model, adapter, device, quantize, max_pixels)
+    try:
+        results = evaluate(
+            em, bench, data, out, gsd_source=gsd_source, images=images, split=split, batch_size=batch_size,
+            max_new_tokens=max_new_tokens, limit=limit, seed=seed, console=console if progress else None,
+        )  # fmt: skip
+    except ValueError as err:
+        raise _fail(console, err) from None
+    console.print(results_table(results))
+    gsd = results["run"]["gsd"]
+    console.print("gate GSD per question: " + ", ".join(f"{n} {b}" for b, n in gsd["branches"].items()))
+    if gsd["note"]:
+        console.print(gsd["note"])
+    if results.get("sseu"):
+        m = results["sseu"]["metrics"]
+        console.print(
+            f"SSE-U: MAE {m['mae_log10']:.3f} decades ({m['mae_m']:.3g} m), 95 % coverage {m['coverage_95']:.2f}; "
+            f"plot {results['sseu']['calibration_plot']}"
+        )
+    console.print(f"results: {Path(out) / 'results.json'}")
+
+
+@app.command("score")
+def score_cmd(
+    bench: Annotated[str, typer.Option(help=BENCH_HELP)],
+    data: Annotated[Path, typer.Option(help="The benchmark in its published layout.")],
+    predictions: Annotated[Path, typer.Option(help='JSONL, one {"id": ..., "prediction": "..."} per line.')],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for results.json and scored.jsonl.")],
+    images: Images = None,
+    split: Split = None,
+) -> None:
+    """Score predictions from any model (no model is run): results JSON and a table.
+
+    Example:
+
+        uv run scaleearth score --bench xlrs --data XLRS-Bench-lite --predictions other-model.jsonl --out scores/xlrs
+    """
+    from rich.console import Console
+
+    from geoscale_vqa.benchmarks import results_table
+
+    from .evaluate import score_file
+
+    console = Console()
+    _check_bench(bench)
+    try:
+        results = score_file(bench, data, predictions, out, images=images, split=split)
+    except ValueError as err:
+        raise _fail(console, err) from None
+    console.print(results_table(results))
+    console.print(f"results: {Path(out) / 'results.json'}")
+
+
+@app.command("spoof")
+def spoof_cmd(
+    data: Annotated[Path, typer.Option(help="RSVQA folder / questions file, or a GeoScale corpus folder.")],
+    model: Model,
+    adapter: Annotated[Path, typer.Option(help="A Stage-2 run folder, checkpoint or adapter folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for spoof.csv, spoof.png, spoof.json.")],
+    bench: Annotated[str, typer.Option(help="rsvqa | geoscale (benchmarks with a true GSD).")] = "rsvqa",
+    gsd_range: Annotated[str, typer.Option(metavar="LOW:HIGH", help="GSD range in metres (log-spaced).")] = "0.03:30",
+    points: Annotated[int, typer.Option(min=2, help="GSDs in the range.")] = 25,
+    images: Images = None,
+    split: Split = None,
+    batch_size: BatchSize = 8,
+    max_new_tokens: MaxNewTokens = 16,
+    limit: Limit = None,
+    device: Device = None,
+    quantize: Quantize = "none",
+    max_pixels: MaxPixels = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
+) -> None:
+    """GSD spoofing: feed each GSD of a log range to the gate instead of the true one; accuracy per GSD.
+
+    Writes a CSV and a PNG with the true GSD marked (the effective GSD of the model's pixels; the median
+    if samples differ).
+
+    Example:
+
+        uv run scaleearth spoof --data RSVQA_HR --model s1/merged --adapter s2 --gsd-range 0.03:30 --out spoof
+    """
+    from rich.console import Console
+
+    from .spoof import parse_gsd_range, spoof
+
+    console = Console()
+    if bench not in ("rsvqa", "geoscale"):
+        raise typer.BadParameter("spoofing needs a benchmark with a true GSD: rsvqa or geoscale", param_hint="--bench")
+    try:
+        low_high = parse_gsd_range(gsd_range)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--gsd-range") from None
+    em = _load_model(model, adapter, device, quantize, max_pixels)
+    try:
+        result = spoof(
+            em, bench, data, out, gsd_range=low_high, points=points, images=images, split=split,
+            batch_size=batch_size, max_new_tokens=max_new_tokens, limit=limit, console=console if progress else None,
+        )  # fmt: skip
+    except ValueError as err:
+        raise _fail(console, err) from None
+    best = max(result.rows, key=lambda r: r["accuracy"])
+    which = "median true" if result.true_gsd_varies else "true"
+    console.print(
+        f"{which} GSD {result.true_gsd_m:.3g} m (dataset {result.dataset_gsd_m:.3g} m); best accuracy "
+        f"{100 * best['accuracy']:.2f} % at {best['gsd_m']:.3g} m"
+    )
+    console.print(f"wrote {result.csv_path} and {result.plot_path}")
+
+
+@app.command("predict")
+def predict_cmd(
+    image: Annotated[Path, typer.Argument(help="An image file (a GeoTIFF's tags give its GSD).")],
+    question: Annotated[str, typer.Argument(help="The question about the image.")],
+    model: Model,
+    adapter: Annotated[Path | None, typer.Option(help="A Stage-2 run folder, checkpoint or adapter folder.")] = None,
+    gsd: Annotated[float | None, typer.Option(help="The image's GSD in metres per pixel (beats its tags).")] = None,
+    max_new_tokens: MaxNewTokens = 64,
+    device: Device = None,
+    quantize: Quantize = "none",
+    max_pixels: MaxPixels = None,
+) -> None:
+    """Answer one question about one image; says where the GSD came from (--gsd, GeoTIFF tags or SSE-U).
+
+    Example:
+
+        uv run scaleearth predict scene.tif "How many ships are in the harbour?" --model s1/merged --adapter s2
+
+        uv run scaleearth predict tile.png "Is there a road?" --model s1/merged --adapter s2 --gsd 0.3
+    """
+    from rich.console import Console
+
+    from .predict import predict
+
+    console = Console()
+    if not image.is_file():
+        raise typer.BadParameter(f"{image} does not exist", param_hint="IMAGE")
+    em = _load_model(model, adapter, device, quantize, max_pixels)
+    try:
+        result = predict(em, image, question, gsd_m=gsd, max_new_tokens=max_new_tokens)
+    except ValueError as err:
+        raise _fail(console, err) from None
+    console.print(result.describe(), highlight=False, markup=False)
+
+
 if __name__ == "__main__":
     app()

@@ -160,17 +160,19 @@ class ScaleEarthVLM(nn.Module):
 
     def _after_vision_tower(self, module, args, output):
         ctx = self._pending
-        if ctx is None:  # a forward outside ScaleEarthVLM.forward (e.g. generate): leave the scale alone
+        if ctx is None:  # a forward outside forward()/generate(): leave the scale alone
             return None
-        oracle: torch.Tensor = ctx["log10_gsd"]
         prediction = None
         if self.sseu is not None:
             tokens, mask = self._image_tokens(output, ctx["image_grid_thw"])
             # SSE-U is a probe of the frozen visual features: its loss must not move the vision tower.
             prediction = self.sseu(tokens.detach().float(), mask)
-        gate = None
-        if self.scale_gated:
-            gate, var = self._gate_scale(oracle, prediction, ctx["step"])
+        gate = var = None
+        if "choose_scale" in ctx:  # inference: the caller's policy picks each sample's gate GSD
+            gate, var = ctx["choose_scale"](prediction)
+        elif self.scale_gated:
+            gate, var = self._gate_scale(ctx["log10_gsd"], prediction, ctx["step"])
+        if self.scale_gated and gate is not None:
             cshlora.set_scale(self.vlm, gate, var)
         self._seen = {"prediction": prediction, "gate": gate}
         return None
@@ -226,6 +228,27 @@ class ScaleEarthVLM(nn.Module):
         if prediction is not None:
             gsd_nll = self._sseu_loss(prediction, log10_gsd, step)
         return StepOutput(out.loss, gsd_nll, prediction, self._seen["gate"])
+
+    @torch.no_grad()
+    def generate(self, inputs: dict, choose_scale, **generate_kwargs) -> tuple[torch.Tensor, dict]:
+        """``vlm.generate(**inputs)`` with each sample's gate GSD picked by ``choose_scale(prediction)``.
+
+        ``choose_scale`` gets SSE-U's per-*image* prediction (None without a head) once the visual tokens
+        exist, i.e. during prefill, and returns per-*sample* ``(log10_gsd [B], var [B] or None)``. The
+        scale stays set for the decoding steps (they reuse the prefill's visual context). Returns the
+        generated ids and what the hook saw (``{"prediction", "gate"}``).
+        """
+        device = next(p for p in self.vlm.parameters()).device
+        inputs = {k: v.to(device) if torch.is_tensor(v) else v for k, v in inputs.items()}
+        self._pending = {"image_grid_thw": inputs["image_grid_thw"], "choose_scale": choose_scale}
+        self._seen = None
+        try:
+            ids = self.vlm.generate(**inputs, **generate_kwargs)
+        finally:
+            self._pending = None
+        if self._seen is None:
+            raise RuntimeError("the vision tower did not run: every question needs an image")
+        return ids, self._seen
 
     def _sseu_loss(self, prediction, target: torch.Tensor, step: int) -> torch.Tensor:
         from sseu import SSEUPrediction, sseu_loss

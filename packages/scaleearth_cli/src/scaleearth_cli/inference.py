@@ -1,0 +1,376 @@
+"""Answering questions with a (Stage-2) Qwen3-VL: model + adapter run, GSD sources, batched greedy decoding.
+
+Shared by ``eval``, ``spoof`` and ``predict``. The GSD travels the same road as in training: the image
+is resized to the model's pixel budget, ``effective_gsd`` turns the source GSD into the GSD of the
+pixels the model sees, and the gate value is picked inside the vision-tower hook
+(``ScaleEarthVLM.generate``), where SSE-U's estimate exists, by the deployment policy
+``sseu.resolve_scale`` (metadata, else a narrow-enough SSE-U estimate, else the neutral default).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+import cshlora
+from cshlora.model import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME
+
+from .modeling import ScaleEarthVLM, load_vlm
+
+GSD_SOURCES = "oracle | predicted | none | noisy:SIGMA | fixed:METRES"
+
+
+# -- GSD sources -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GSDSource:
+    """Where the gate's GSD comes from at evaluation.
+
+    ``oracle``: the benchmark's GSD, made effective (policy fallback where a benchmark has none);
+    ``predicted``: no metadata, the policy alone (SSE-U estimate, else default); ``none``: the policy's
+    neutral default for every sample; ``noisy:SIGMA``: oracle plus N(0, SIGMA²) decades, seeded per
+    question; ``fixed:METRES``: this GSD for every sample (the spoofing test).
+    """
+
+    kind: str
+    value: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> GSDSource:
+        if text in ("oracle", "predicted", "none"):
+            return cls(text)
+        kind, _, arg = text.partition(":")
+        if kind in ("noisy", "fixed") and arg:
+            try:
+                value = float(arg)
+            except ValueError:
+                value = math.nan
+            ok = value >= 0 if kind == "noisy" else value > 0
+            if math.isfinite(value) and ok:
+                return cls(kind, value)
+            need = "SIGMA >= 0 (decades)" if kind == "noisy" else "METRES > 0"
+            raise ValueError(f"{kind}:{arg} needs a finite {need}")
+        raise ValueError(f"GSD source must be one of {GSD_SOURCES}, got {text!r}")
+
+    def __str__(self) -> str:
+        return self.kind if self.value is None else f"{self.kind}:{self.value:g}"
+
+    @property
+    def uses_metadata(self) -> bool:
+        return self.kind in ("oracle", "noisy")
+
+
+# -- the model and its adapter run -------------------------------------------------------------
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class AdapterRun:
+    """The deliverables of a ``scaleearth train --stage 2`` run: ``adapter/`` and ``sseu_head.safetensors``."""
+
+    path: Path  # what the user named
+    adapter_dir: Path
+    head_path: Path | None
+    kind: str  # cshlora | lora | gsd-token | bucketed
+
+    @classmethod
+    def find(cls, path) -> AdapterRun:
+        """Accepts a run folder (uses ``final/``), a checkpoint or ``final/`` folder, or an adapter folder."""
+        from .train import ADAPTER_DIR, FINAL_DIR, SSEU_HEAD_NAME
+
+        path = Path(path)
+        for folder in (path / FINAL_DIR, path):
+            if (folder / ADAPTER_DIR / ADAPTER_CONFIG_NAME).is_file():
+                adapter_dir, head = folder / ADAPTER_DIR, folder / SSEU_HEAD_NAME
+                break
+        else:
+            if not (path / ADAPTER_CONFIG_NAME).is_file():
+                raise ValueError(f"no adapter in {path}: expected final/adapter/, adapter/ or an adapter folder")
+            adapter_dir, head = path, path.parent / SSEU_HEAD_NAME
+        return cls(path, adapter_dir, head if head.is_file() else None, _adapter_kind(path, adapter_dir))
+
+    def describe(self) -> dict:
+        weights = self.adapter_dir / ADAPTER_WEIGHTS_NAME
+        return {
+            "path": str(self.path),
+            "kind": self.kind,
+            "adapter_sha256": file_sha256(weights),
+            "sseu_head": str(self.head_path) if self.head_path else None,
+            "sseu_head_sha256": file_sha256(self.head_path) if self.head_path else None,
+        }
+
+
+def _adapter_kind(path: Path, adapter_dir: Path) -> str:
+    """The run config names the baseline; without one, the gate kind tells cshlora/bucketed/lora apart."""
+    import yaml
+
+    from .config import RESOLVED_CONFIG_NAME
+
+    for folder in (path, *path.parents[:3]):
+        config = folder / RESOLVED_CONFIG_NAME
+        if config.is_file():
+            kind = (yaml.safe_load(config.read_text()) or {}).get("adapter")
+            if kind:
+                return str(kind)
+    gate = cshlora.load_adapter_config(adapter_dir).gate
+    return {"continuous": "cshlora", "bucketed": "bucketed"}.get(gate, "lora")
+
+
+@dataclass
+class EvalModel:
+    model: ScaleEarthVLM
+    processor: object
+    name: str
+    adapter: AdapterRun | None
+    device: torch.device
+    quantize: str
+
+    @property
+    def has_head(self) -> bool:
+        return self.model.sseu is not None
+
+    @property
+    def gsd_in_prompt(self) -> bool:
+        return self.adapter is not None and self.adapter.kind == "gsd-token"
+
+    def describe(self) -> dict:
+        return {
+            "model": self.name,
+            "adapter": self.adapter.describe() if self.adapter else None,
+            "scale_gated": self.model.scale_gated,
+            "device": str(self.device),
+            "quantize": self.quantize,
+        }
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_eval_model(
+    model: str,
+    adapter=None,
+    *,
+    device: str | None = None,
+    quantize: str = "none",
+    max_pixels: int | None = None,
+    trust_remote_code: bool = False,
+) -> EvalModel:
+    """The VLM (``quantize`` none|nf4), the run's adapter and SSE-U head if given, in eval mode.
+
+    ``max_pixels`` overrides the processor's pixel budget (larger images are downscaled to it).
+    """
+    from sseu import load_head
+
+    device = torch.device(device or default_device())
+    run = AdapterRun.find(adapter) if adapter is not None else None
+    vlm, processor = load_vlm(model, quantize=quantize, device=device, trust_remote_code=trust_remote_code)
+    head = None
+    if run is not None:
+        cshlora.load_adapter(vlm, run.adapter_dir)
+        head = load_head(run.head_path, device=str(device)) if run.head_path else None
+    if max_pixels is not None:
+        processor.image_processor.size = {**dict(processor.image_processor.size), "longest_edge": int(max_pixels)}
+    processor.tokenizer.padding_side = "left"  # batched generation continues every row at the same position
+    return EvalModel(ScaleEarthVLM(vlm, head).eval(), processor, model, run, device, quantize)
+
+
+# -- images and the pixel budget ---------------------------------------------------------------
+def fit_to_pixel_budget(image, processor):
+    """Downscale an image larger than the processor's budget to exactly the size the processor would pick.
+
+    Same target as the processor's own resize (so the effective GSD is unchanged), but done once with
+    PIL on the 8-bit image: an 8500 x 8500 XLRS image never becomes a float tensor at full size.
+    """
+    from PIL import Image
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+    ip = processor.image_processor
+    budget = int(ip.size["longest_edge"])
+    if image.width * image.height <= budget:
+        return image
+    factor = int(ip.patch_size) * int(ip.merge_size)
+    h, w = smart_resize(image.height, image.width, factor, int(ip.size["shortest_edge"]), budget)
+    return image.resize((w, h), Image.Resampling.BICUBIC)
+
+
+class ImageCache:
+    """RSVQA asks ~100 questions per image: keep the last few decoded images."""
+
+    def __init__(self, size: int = 16):
+        self.size, self.items = size, {}
+
+    def open(self, ref, processor):
+        from geoscale_vqa.benchmarks import open_image
+
+        key = str(ref) if isinstance(ref, (str, Path)) else None
+        if key is not None and key in self.items:
+            return self.items[key]
+        source = open_image(ref)
+        image = (source.size, fit_to_pixel_budget(source, processor))
+        if key is not None:
+            if len(self.items) >= self.size:
+                self.items.pop(next(iter(self.items)))
+            self.items[key] = image
+        return image
+
+
+# -- one batch -------------------------------------------------------------------------------
+@dataclass
+class Item:
+    """One question to answer: its prompt, its images (PIL, already within the budget) and source sizes."""
+
+    prompt: str
+    images: list
+    source_widths: list[int]
+    gsd_m: float | None = None  # the source images' GSD (metadata), None if unknown
+    noise: float = 0.0  # decades added to the metadata for noisy:SIGMA
+
+
+@dataclass
+class Answer:
+    text: str
+    source_widths: list[int]  # image widths before the resize ...
+    input_widths: list[int]  # ... and the widths the model saw
+    effective_gsd_m: float | None  # true GSD of the model's pixels (None without metadata)
+    gate_log10_gsd: float
+    gate_var: float
+    branch: str  # metadata | estimate | default
+    sseu_mean: float | None = None  # SSE-U's log10 estimate (mean over the sample's images)
+    sseu_var: float | None = None
+
+    @property
+    def gate_gsd_m(self) -> float:
+        return 10.0**self.gate_log10_gsd
+
+
+def _effective_log10(item: Item, input_widths: list[int]) -> float | None:
+    """log10 effective GSD of a sample: the mean over its images (they may be resized differently)."""
+    from geoscale_vqa import effective_gsd
+
+    if item.gsd_m is None:
+        return None
+    values = [math.log10(effective_gsd(item.gsd_m, s, w)) for s, w in zip(item.source_widths, input_widths)]
+    return sum(values) / len(values)
+
+
+def _chat_text(processor, item: Item, gsd_text: str = "") -> str:
+    content = [{"type": "image"} for _ in item.images] + [{"type": "text", "text": gsd_text + item.prompt}]
+    message = [{"role": "user", "content": content}]
+    return processor.apply_chat_template(message, tokenize=False, add_generation_prompt=True)
+
+
+def _input_widths(processor, grid_thw: torch.Tensor) -> list[int]:
+    return [int(w) * int(processor.image_processor.patch_size) for w in grid_thw[:, 2]]
+
+
+def _per_sample(values: list, counts: list[int]) -> list[list]:
+    ends = [sum(counts[: i + 1]) for i in range(len(counts))]
+    return [values[end - n : end] for n, end in zip(counts, ends)]
+
+
+def _metadata(items: list[Item], truth: list[float | None], source: GSDSource) -> list[float | None]:
+    """The GSD (metres) each sample's gate is told, None where the policy must decide."""
+    if source.kind == "fixed":
+        return [source.value] * len(items)
+    if not source.uses_metadata:
+        return [None] * len(items)
+    noise = [it.noise if source.kind == "noisy" else 0.0 for it in items]
+    return [None if t is None else 10.0 ** (t + n) for t, n in zip(truth, noise)]
+
+
+def _per_sample_prediction(prediction, counts: list[int]):
+    """SSE-U predicts per image; a sample's estimate is the mean over its images (mean and variance)."""
+    from sseu import SSEUPrediction
+
+    if prediction is None:
+        return None
+    mean, var = prediction.mean.detach().float().cpu(), prediction.var.detach().float().cpu()
+    owner = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
+    n = torch.tensor(counts, dtype=torch.float32)
+    zeros = torch.zeros(len(counts))
+    return SSEUPrediction(zeros.index_add(0, owner, mean) / n, zeros.index_add(0, owner, var) / n)
+
+
+def answer_batch(em: EvalModel, items: list[Item], source: GSDSource, *, max_new_tokens: int = 16) -> list[Answer]:
+    """Greedy answers for a batch, each sample's gate set from ``source`` through the deployment policy."""
+    from sseu import resolve_scale
+
+    from .data import gsd_prompt
+
+    processor = em.processor
+    counts = [len(it.images) for it in items]
+    if min(counts) == 0:
+        raise ValueError("every question needs at least one image")
+    if source.kind == "predicted" and not em.has_head:
+        raise ValueError("--gsd-source predicted needs an adapter run with an SSE-U head")
+    if source.kind == "predicted" and em.gsd_in_prompt:
+        raise ValueError("the gsd-token adapter reads its GSD as prompt text: use oracle, noisy, fixed or none")
+    images = [img for it in items for img in it.images]
+    # The resize decides the effective GSD; the gsd-token baseline needs it before its prompt exists.
+    grid = processor.image_processor(images=images, return_tensors="pt")["image_grid_thw"]
+    widths = _per_sample(_input_widths(processor, grid), counts)
+    truth = [_effective_log10(it, w) for it, w in zip(items, widths)]
+    metadata = _metadata(items, truth, source)
+    if em.gsd_in_prompt:
+        texts = [_chat_text(processor, it, gsd_prompt(m) if m is not None else "") for it, m in zip(items, metadata)]
+    else:
+        texts = [_chat_text(processor, it) for it in items]
+    inputs = dict(processor(text=texts, images=images, padding=True, return_tensors="pt"))
+    if not torch.equal(inputs["image_grid_thw"], grid):
+        raise RuntimeError("the processor resized the images differently on its second call")
+
+    decided = {}
+
+    def choose_scale(prediction):
+        sample_pred = _per_sample_prediction(prediction, counts)
+        policy_pred = None if source.kind in ("none", "fixed") else sample_pred
+        decision = resolve_scale(metadata, policy_pred, batch_size=len(items))
+        decided.update(decision=decision, prediction=sample_pred)
+        # Metadata is trusted exactly (var 0): pass no variance then, the hard gate training used.
+        var = None if all(b == "metadata" for b in decision.branch) else decision.var
+        return decision.log10_gsd.detach(), var
+
+    ids, _ = em.model.generate(inputs, choose_scale, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
+    replies = processor.batch_decode(ids[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    decision, pred = decided["decision"], decided["prediction"]
+    return [
+        Answer(
+            text=text.strip(),
+            source_widths=items[i].source_widths,
+            input_widths=widths[i],
+            effective_gsd_m=None if truth[i] is None else 10.0 ** truth[i],
+            gate_log10_gsd=float(decision.log10_gsd[i]),
+            gate_var=float(decision.var[i]),
+            branch=decision.branch[i],
+            sseu_mean=float(pred.mean[i]) if pred is not None else None,
+            sseu_var=float(pred.var[i]) if pred is not None else None,
+        )
+        for i, text in enumerate(replies)
+    ]
+
+
+def code_version() -> dict:
+    """Package versions and, inside a git checkout, the commit (and whether the tree had local changes)."""
+    import subprocess
+    from importlib.metadata import version
+
+    out = {d: version(d) for d in ("scaleearth-cli", "cshlora", "sseu", "geoscale-vqa", "transformers", "torch")}
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True, text=True, timeout=10)
+        if commit.returncode == 0:
+            out["git_commit"] = commit.stdout.strip()
+            out["git_dirty"] = bool(dirty.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return out
