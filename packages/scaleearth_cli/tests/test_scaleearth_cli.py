@@ -17,11 +17,18 @@ def test_info_lists_packages_and_backends():
     assert "cshlora backends: torch" in result.output
 
 
-@pytest.mark.parametrize("args", [["--help"], ["info", "--help"]])
+COMMANDS = [c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands]
+
+
+@pytest.mark.parametrize("args", [["--help"]] + [[name, "--help"] for name in COMMANDS])
 def test_every_help_has_an_example(args):
     result = runner.invoke(app, args)
     assert result.exit_code == 0
     assert "Example" in result.output and "uv run scaleearth" in result.output
+
+
+def test_the_documented_commands_exist():
+    assert {"info", "build-data", "make-tiny-model", "train", "eval", "score", "spoof", "predict"} <= set(COMMANDS)
 
 
 def test_console_script_is_declared():
