@@ -10,6 +10,7 @@ from typing import Any
 
 ADAPTERS = ("cshlora", "lora", "gsd-token", "bucketed")
 QUANTIZE = ("none", "nf4")
+DEVICES = ("auto", "cpu", "cuda")
 RESOLVED_CONFIG_NAME = "config.yaml"
 
 
@@ -95,6 +96,7 @@ class TrainConfig:
     log_every: int = 10
     resume: str = "none"  # "none", "auto" or a checkpoint folder
     nproc: int = 1
+    device: str = "auto"  # auto: cuda when available; cpu forces the CPU even on a GPU machine
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -108,6 +110,7 @@ class TrainConfig:
 
         need(self.stage in (1, 2), "stage", f"must be 1 or 2, got {self.stage!r}")
         need(self.adapter in ADAPTERS, "adapter", f"must be one of {', '.join(ADAPTERS)}, got {self.adapter!r}")
+        need(self.device in DEVICES, "device", f"must be one of {', '.join(DEVICES)}, got {self.device!r}")
         need(self.quantize in (None, *QUANTIZE), "quantize", f"must be nf4 or none, got {self.quantize!r}")
         GateGSD.parse(self.gate_gsd)
         if self.adapter == "gsd-token":

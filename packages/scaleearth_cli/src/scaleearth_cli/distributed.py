@@ -27,12 +27,17 @@ class DistInfo:
         return self.world_size > 1
 
 
-def setup() -> DistInfo:
-    """Join the process group torchrun set up (gloo on CPU, NCCL on GPU); a single process otherwise."""
+def setup(device: str = "auto") -> DistInfo:
+    """Join the process group torchrun set up (gloo on CPU, NCCL on GPU); a single process otherwise.
+
+    ``device``: auto (cuda when available), cpu, or cuda (an error without a GPU).
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    if torch.cuda.is_available():
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device cuda was asked for, but torch sees no GPU")
+    if device != "cpu" and torch.cuda.is_available():
         torch.cuda.set_device(local)
         device = torch.device("cuda", local)
     else:

@@ -210,7 +210,9 @@ def _resume_from(cfg: TrainConfig, run_dir: Path) -> Path | None:
 
 def train(cfg: TrainConfig, console=None) -> TrainResult:
     """Run one training job as configured; returns where everything was written."""
-    info = distributed.setup()
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("device cuda was asked for, but torch sees no GPU")
+    info = distributed.setup(cfg.device)
     try:
         return _train(cfg, info, console)
     finally:

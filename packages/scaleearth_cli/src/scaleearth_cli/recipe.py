@@ -1,0 +1,313 @@
+"""Building blocks of the ``quickstart`` and ``ablate`` recipes: synthetic inputs, and steps that are reused once done.
+
+A step is a folder plus the settings that produced it. When a step finishes, a marker
+(``scaleearth_step.json``) is written last with a digest of its settings (and of the steps it builds
+on), so a folder with a matching marker is complete and is reused; anything else is rebuilt from scratch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+STEP_MARKER = "scaleearth_step.json"
+STAGE1_INSTRUCTIONS = "data.json"
+
+
+def resolve_device(device: str) -> str:
+    """auto -> cuda when torch sees a GPU, else cpu; cpu and cuda as given (cuda must exist)."""
+    import torch
+
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device cuda was asked for, but torch sees no GPU")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+# -- synthetic inputs --------------------------------------------------------------------------
+def _scene_seed(seed: int, stream: int, index: int) -> tuple[int, int]:
+    # Own SeedSequence stream per use, so these scenes never coincide with the corpus's synthetic ones.
+    gsd_seed, scene_seed = np.random.SeedSequence([seed, stream, index]).generate_state(2)
+    return int(gsd_seed), int(scene_seed)
+
+
+def _describe(scene) -> list[tuple[str, str]]:
+    """Generic instruction turns about a scene, without its GSD (as in RS instruction sets)."""
+    fractions = scene.labels["cover_fractions"]
+    covers = [c for c, f in sorted(fractions.items(), key=lambda kv: -kv[1]) if f >= 0.05]
+    features = [name for name, present in scene.labels["presence"].items() if present]
+    caption = f"A {scene.setting} scene, mostly {covers[0]}"
+    caption += f", with {' and '.join(features)}." if features else "."
+    return [("Describe this image.", caption), ("Which land covers are visible?", ", ".join(covers))]
+
+
+def write_stage1_instructions(folder, count: int, *, seed: int = 0, size_px: int = 96) -> Path:
+    """LLaVA-style instruction data (the ``llava`` source's format) rendered from the scale world.
+
+    Stage 1 trains on the corpus's ``llava`` source; with no instruction data at hand, these scenes
+    (random GSDs, no GSD given) stand in for RS-GPT4V. Returns the JSON file.
+    """
+    from PIL import Image
+
+    from geoscale_vqa.synthetic import make_scene, render, sample_gsd
+
+    folder = Path(folder)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    records = []
+    for i in range(count):
+        gsd_seed, scene_seed = _scene_seed(seed, 1, i)
+        scene = make_scene(scene_seed, sample_gsd(np.random.default_rng(gsd_seed)), size_px)
+        name = f"images/{i:06d}.png"
+        Image.fromarray(render(scene), "RGB").save(folder / name)
+        turns = [t for q, a in _describe(scene) for t in ({"from": "human", "value": q}, {"from": "gpt", "value": a})]
+        turns[0]["value"] = "<image>\n" + turns[0]["value"]
+        records.append({"id": f"scene{i:06d}", "image": name, "conversations": turns})
+    path = folder / STAGE1_INSTRUCTIONS
+    path.write_text(json.dumps(records))
+    return path
+
+
+def write_fixed_gsd_scenes(folder, count: int, gsd_m: float, *, seed: int = 0, size_px: int = 96) -> Path:
+    """A ``folder`` source (manifest.jsonl, split test) of scale-world scenes all at one GSD.
+
+    The spoofing test needs one true GSD, as RSVQA-HR's 0.15 m in the paper; the synthetic corpus has a
+    different GSD per scene. The scene labels go into the manifest, so the templates ask the same kind
+    of GSD-conditioned questions as in the corpus.
+    """
+    from PIL import Image
+
+    from geoscale_vqa.synthetic import make_scene, render
+
+    folder = Path(folder)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i in range(count):
+        scene = make_scene(_scene_seed(seed, 2, i)[1], gsd_m, size_px)
+        name = f"images/{i:06d}.png"
+        Image.fromarray(render(scene), "RGB").save(folder / name)
+        labels = {k: v for k, v in scene.labels.items() if k != "cover_fractions"}
+        lines.append({"image": name, "gsd_m": gsd_m, "id": f"fixed{i:06d}", "split": "test", "labels": labels})
+    path = folder / "manifest.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+# -- steps that are reused when complete ---------------------------------------------------------
+@dataclass
+class StepReport:
+    name: str
+    folder: Path
+    status: str  # built | reused
+    seconds: float
+
+
+@dataclass
+class Steps:
+    """Runs named steps, skipping those whose folder holds a marker with the same settings digest."""
+
+    console: object = None
+    reports: list[StepReport] = field(default_factory=list)
+
+    def run(self, name: str, folder, settings: dict, action: Callable[[], object]) -> str:
+        """Run ``action`` (which fills ``folder``) unless already done; returns the step's digest.
+
+        Put the digests of the steps this one builds on into ``settings``: a rebuilt input then
+        invalidates everything after it.
+        """
+        folder = Path(folder)
+        digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        marker = folder / STEP_MARKER
+        if marker.is_file() and json.loads(marker.read_text()).get("digest") == digest:
+            self.reports.append(StepReport(name, folder, "reused", 0.0))
+            self._say(f"[green]✓[/green] {name}: reusing {folder}")
+            return digest
+        if folder.exists():  # incomplete or built with other settings: start clean (it is ours)
+            shutil.rmtree(folder)
+        self._say(f"[bold cyan]▶[/bold cyan] {name} → {folder}")
+        started = time.perf_counter()
+        action()
+        seconds = time.perf_counter() - started
+        folder.mkdir(parents=True, exist_ok=True)
+        record = {"step": name, "digest": digest, "seconds": seconds, "settings": settings}
+        marker.write_text(json.dumps(record, indent=1, default=str) + "\n")
+        self.reports.append(StepReport(name, folder, "built", seconds))
+        self._say(f"[green]✓[/green] {name}: done in {seconds:.1f} s")
+        return digest
+
+    def _say(self, text: str) -> None:
+        if self.console is not None:
+            self.console.print(text)
+
+
+class EvalModels:
+    """Loads (model, adapter) for evaluation, keeping only the last one (an 8B model is large)."""
+
+    def __init__(self, device: str, quantize: str = "none"):
+        self.device, self.quantize = device, quantize
+        self.key, self.model = None, None
+
+    def get(self, model: str, adapter):
+        from .inference import load_eval_model
+
+        key = (str(model), str(adapter) if adapter is not None else None)
+        if key != self.key:
+            self.model = None  # free the previous one before loading the next
+            self.model = load_eval_model(str(model), adapter, device=self.device, quantize=self.quantize)
+            self.key = key
+        return self.model
+
+
+def read_results(folder) -> dict:
+    return json.loads((Path(folder) / "results.json").read_text())
+
+
+# -- the steps both recipes share ------------------------------------------------------------------
+@dataclass(frozen=True)
+class SyntheticWorld:
+    """The CPU default data: a scale-world corpus (with Stage-1 instructions) and a one-GSD spoofing set."""
+
+    scenes: int = 2000  # corpus scenes (every 10th is held out as test, see geoscale_vqa's synthetic source)
+    stage1_images: int = 400  # LLaVA-style instruction images for Stage 1
+    spoof_scenes: int = 24
+    spoof_gsd_m: float = 0.5
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Built:
+    path: Path
+    digest: str
+
+
+def build_synthetic_world(steps: Steps, root: Path, world: SyntheticWorld, console=None) -> tuple[Built, Built]:
+    """(corpus, spoofing set) under ``root``, each from its own input folder: built once, reused after.
+
+    ``build`` wants an empty output folder, so the rendered inputs live beside the corpora.
+    """
+    from geoscale_vqa import build
+
+    settings = dict(vars(world))
+    workers = min(4, os.cpu_count() or 1)  # the corpus is identical for any worker count
+    llava_dir, corpus = root / "stage1-instructions", root / "corpus"
+    scenes_dir, spoof_set = root / "spoof-scenes", root / "spoof-set"
+    llava = steps.run(
+        "Stage-1 instructions (LLaVA format)", llava_dir, settings,
+        lambda: write_stage1_instructions(llava_dir, world.stage1_images, seed=world.seed),
+    )  # fmt: skip
+    corpus_digest = steps.run(
+        "corpus (scale world + Stage-1 instructions)", corpus, {**settings, "after": [llava]},
+        lambda: build([f"llava={llava_dir / STAGE1_INSTRUCTIONS}", f"synthetic={world.scenes}"], corpus,
+                      shard_size=100, seed=world.seed, workers=workers, console=console),
+    )  # fmt: skip
+    scenes = steps.run(
+        f"spoofing scenes (all at {world.spoof_gsd_m:g} m)", scenes_dir, settings,
+        lambda: write_fixed_gsd_scenes(scenes_dir, world.spoof_scenes, world.spoof_gsd_m, seed=world.seed),
+    )  # fmt: skip
+    spoof_digest = steps.run(
+        "spoofing set", spoof_set, {**settings, "after": [scenes]},
+        lambda: build([f"folder={scenes_dir}"], spoof_set, shard_size=100, seed=world.seed, console=console),
+    )  # fmt: skip
+    return Built(corpus, corpus_digest), Built(spoof_set, spoof_digest)
+
+
+def make_tiny(steps: Steps, folder: Path, seed: int = 0) -> Built:
+    from .tiny import make_tiny_model
+
+    return Built(folder, steps.run("tiny Qwen3-VL", folder, {"seed": seed}, lambda: make_tiny_model(folder, seed=seed)))
+
+
+def train_step(steps: Steps, name: str, cfg, after: list[str], console=None) -> Built:
+    """``scaleearth train`` with ``cfg`` into ``cfg.out``; reused when the same config already finished."""
+    from .train import train
+
+    out = Path(cfg.out)
+    settings = {"config": cfg.to_dict(), "after": after}
+    return Built(out, steps.run(name, out, settings, lambda: train(cfg, console=console)))
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    bench: str = "geoscale"
+    split: str | None = "test"
+    limit: int | None = None
+    batch_size: int = 16
+    max_new_tokens: int = 16
+
+
+def eval_step(
+    steps: Steps,
+    name: str,
+    folder: Path,
+    models: EvalModels,
+    *,
+    model: Built,
+    adapter: Built | None,
+    data: Built,
+    how: EvalSettings,
+    gsd_source: str = "oracle",
+    seed: int = 0,
+    console=None,
+) -> dict:
+    """``scaleearth eval`` of (model, adapter) with one GSD source; returns results.json's content."""
+    from .evaluate import evaluate
+
+    def run():
+        em = models.get(model.path, adapter.path if adapter else None)
+        evaluate(
+            em, how.bench, data.path, folder, gsd_source=gsd_source, split=how.split, batch_size=how.batch_size,
+            max_new_tokens=how.max_new_tokens, limit=how.limit, seed=seed, console=console,
+        )  # fmt: skip
+
+    after = [model.digest, adapter.digest if adapter else None, data.digest]
+    settings = {"eval": vars(how), "gsd_source": gsd_source, "seed": seed, "after": after}
+    steps.run(name, folder, settings, run)
+    return read_results(folder)
+
+
+@dataclass(frozen=True)
+class SpoofSettings:
+    bench: str = "geoscale"
+    split: str | None = "test"
+    gsd_range: tuple[float, float] = (0.03, 30.0)
+    points: int = 13
+    limit: int | None = None
+    batch_size: int = 16
+    max_new_tokens: int = 16
+
+
+def spoof_step(
+    steps: Steps,
+    name: str,
+    folder: Path,
+    models: EvalModels,
+    *,
+    model: Built,
+    adapter: Built,
+    data: Built,
+    how: SpoofSettings,
+    console=None,
+) -> dict:
+    """``scaleearth spoof``; returns spoof.json's content (its ``points`` are the curve)."""
+    from .spoof import spoof
+
+    def run():
+        spoof(
+            models.get(model.path, adapter.path), how.bench, data.path, folder, gsd_range=tuple(how.gsd_range),
+            points=how.points, split=how.split, batch_size=how.batch_size, max_new_tokens=how.max_new_tokens,
+            limit=how.limit, console=console,
+        )  # fmt: skip
+
+    settings = {"spoof": vars(how), "after": [model.digest, adapter.digest, data.digest]}
+    steps.run(name, folder, settings, run)
+    return json.loads((folder / "spoof.json").read_text())

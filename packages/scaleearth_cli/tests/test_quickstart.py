@@ -1,0 +1,99 @@
+"""`scaleearth quickstart` from a fresh folder: every artifact, a table with numbers, and a second run that reuses."""
+
+import json
+import math
+
+import pytest
+from typer.testing import CliRunner
+
+from scaleearth_cli.cli import app
+from scaleearth_cli.recipe import STEP_MARKER
+
+pytest.importorskip("transformers")
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+ARTIFACTS = [
+    "stage1-instructions/data.json",
+    "corpus/manifest.json",
+    "spoof-set/manifest.json",
+    "tiny-qwen3-vl/model.safetensors",
+    "stage1/metrics.jsonl",
+    "stage1/merged/model.safetensors",
+    "stage2/final/adapter",
+    "stage2/final/sseu_head.safetensors",
+    "eval-oracle/results.json",
+    "eval-oracle/predictions.jsonl",
+    "eval-predicted/results.json",
+    "spoof/spoof.csv",
+    "summary.json",
+]
+
+
+@pytest.mark.slow
+def test_quickstart_builds_everything_then_reuses_it(tmp_path):
+    out = tmp_path / "qs"
+    args = ["quickstart", "--out", str(out), "--steps", "3", "--scenes", "40", "--questions", "24", "--device", "cpu"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    for rel in ARTIFACTS:
+        assert (out / rel).exists(), rel
+    assert len((out / "stage2" / "metrics.jsonl").read_text().splitlines()) == 3  # --steps reached training
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["gsd_source"] for r in summary["evals"]] == ["oracle", "predicted"]
+    for row in summary["evals"]:
+        assert row["questions"] == 24 and math.isfinite(row["accuracy"]) and 0 <= row["accuracy"] <= 1
+        assert math.isfinite(row["sseu_mae_log10"])  # the Stage-2 run has an SSE-U head
+    # predicted really hid the metadata from the gate; oracle used it for every question
+    assert summary["evals"][0]["gate_branches"]["metadata"] == 24
+    assert summary["evals"][1]["gate_branches"]["metadata"] == 0
+    assert all(s["status"] == "built" for s in summary["steps"])
+    for plot in summary["plots"]:
+        assert open(plot, "rb").read(8) == PNG_MAGIC
+    flat = "".join(first.output.split())  # Rich wraps at the terminal width
+    assert "held-outsyntheticsplit" in flat and "spoof/spoof.png" in flat
+    # the spoofing set is one GSD: 0.5 m scenes of 96 px seen at 64 px -> 0.75 m per model pixel
+    assert summary["spoof"]["true_gsd_m"] == pytest.approx(0.75)
+
+    stamps = {rel: (out / rel).stat().st_mtime_ns for rel in ARTIFACTS if rel != "summary.json"}
+    second = CliRunner().invoke(app, args)
+    assert second.exit_code == 0, second.output
+    again = json.loads((out / "summary.json").read_text())
+    assert all(s["status"] == "reused" for s in again["steps"]) and len(again["steps"]) == len(summary["steps"])
+    assert {rel: (out / rel).stat().st_mtime_ns for rel in stamps} == stamps  # nothing was rewritten
+    assert again["evals"] == summary["evals"]
+
+    # a changed budget retrains Stage 1 and everything after it, but keeps the data and the model
+    third = CliRunner().invoke(app, [*args[:4], "4", *args[5:]])
+    assert third.exit_code == 0, third.output
+    status = {s["name"]: s["status"] for s in json.loads((out / "summary.json").read_text())["steps"]}
+    assert status["corpus (scale world + Stage-1 instructions)"] == status["tiny Qwen3-VL"] == "reused"
+    assert status["Stage 1 (SFT, merged)"] == status["GSD spoofing"] == "built"
+    assert len((out / "stage2" / "metrics.jsonl").read_text().splitlines()) == 4
+
+
+def test_an_interrupted_step_is_rebuilt(tmp_path):
+    from scaleearth_cli.recipe import Steps
+
+    calls = []
+
+    def action():
+        calls.append(1)
+        (tmp_path / "step" / "file").parent.mkdir(exist_ok=True)
+        (tmp_path / "step" / "file").write_text("x")
+
+    steps = Steps()
+    steps.run("s", tmp_path / "step", {"a": 1}, action)
+    (tmp_path / "step" / STEP_MARKER).unlink()  # as if killed before the marker was written
+    (tmp_path / "step" / "stale").write_text("left over")
+    steps.run("s", tmp_path / "step", {"a": 1}, action)
+    steps.run("s", tmp_path / "step", {"a": 1}, action)
+    assert len(calls) == 2 and not (tmp_path / "step" / "stale").exists()
+    assert [r.status for r in steps.reports] == ["built", "built", "reused"]
+
+
+def test_quickstart_help_and_bad_device():
+    runner = CliRunner()
+    assert "Example" in runner.invoke(app, ["quickstart", "--help"]).output
+    result = runner.invoke(app, ["quickstart", "--device", "tpu"])
+    assert result.exit_code == 2 and "device" in result.output
