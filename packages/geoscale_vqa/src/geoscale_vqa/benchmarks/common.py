@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 from .answers import LETTERS, parse_letter_set, split_option
@@ -34,6 +34,19 @@ def choice_answer(options, ground_truth, where: str) -> tuple[list[str], str, An
     lines = [f"({letter}) {text}" for letter, (_, text) in zip(letters, split)]
     truth = parse_letter_set(str(ground_truth), letters, where=where)
     return lines, letters, Answer("choice", truth, tuple(letters))
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[int, str, object]]:
+    """``(line number, "path:line", parsed value)`` for every non-blank line; ValueError names a bad line."""
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{n}"
+            try:
+                yield n, where, json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{where}: malformed JSON line ({err.msg})") from None
 
 
 def load_json_file(path: Path):

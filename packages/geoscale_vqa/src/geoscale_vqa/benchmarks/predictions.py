@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from .common import iter_jsonl
 from .records import question_key
 
 
@@ -22,26 +23,18 @@ def read_predictions(path) -> dict[str, str]:
         raise ValueError(f"predictions file {path} does not exist")
     out: dict[str, str] = {}
     lines: dict[str, int] = {}
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{n}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{where}: malformed JSON line ({err.msg})") from None
-            if not isinstance(row, dict) or "id" not in row or "prediction" not in row:
-                raise ValueError(f'{where}: expected {{"id": ..., "prediction": "..."}}, got {line.strip()[:120]}')
-            if not isinstance(row["prediction"], str):
-                raise ValueError(f"{where}: prediction must be a string, got {row['prediction']!r}")
-            try:
-                key = question_key(row["id"])
-            except ValueError as err:
-                raise ValueError(f"{where}: {err}") from None
-            if key in out:
-                raise ValueError(f"{where}: duplicate id {row['id']!r} (first on line {lines[key]})")
-            out[key], lines[key] = row["prediction"], n
+    for n, where, row in iter_jsonl(path):
+        if not isinstance(row, dict) or "id" not in row or "prediction" not in row:
+            raise ValueError(f'{where}: expected {{"id": ..., "prediction": "..."}}, got {json.dumps(row)[:120]}')
+        if not isinstance(row["prediction"], str):
+            raise ValueError(f"{where}: prediction must be a string, got {row['prediction']!r}")
+        try:
+            key = question_key(row["id"])
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
+        if key in out:
+            raise ValueError(f"{where}: duplicate id {row['id']!r} (first on line {lines[key]})")
+        out[key], lines[key] = row["prediction"], n
     return out
 
 

@@ -9,10 +9,19 @@ XLRS carries no GSD (its images come from several sources), so `gsd_m` is None.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from .common import check_unique, choice_answer, group_stats, image_root, mean_accuracy, micro, require, resolve_images
+from .common import (
+    check_unique,
+    choice_answer,
+    group_stats,
+    image_root,
+    iter_jsonl,
+    mean_accuracy,
+    micro,
+    require,
+    resolve_images,
+)
 from .prompts import choice_prompt
 from .records import Benchmark, ParquetImage, Question
 
@@ -48,19 +57,11 @@ def _question(record: dict, where: str, images: tuple) -> Question:
 
 def _read_jsonl(path: Path, root: Path | None, with_images: bool) -> list[Question]:
     questions = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{n}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{where}: malformed JSON line ({err.msg})") from None
-            require(record, FIELDS, where)
-            base = root if root is not None else path.parent
-            images = resolve_images(record["image"], base, where, check=with_images) if with_images else ()
-            questions.append(_question(record, where, images))
+    base = root if root is not None else path.parent
+    for _, where, record in iter_jsonl(path):
+        require(record, FIELDS, where)
+        images = resolve_images(record["image"], base, where, check=with_images) if with_images else ()
+        questions.append(_question(record, where, images))
     return questions
 
 
