@@ -38,27 +38,38 @@ def check_log10_gsd(s: torch.Tensor, what: str = "log10_gsd") -> None:
     """Raise ``ValueError`` for NaN/inf scales; warn (never clamp) for implausible ones."""
     if not torch.is_floating_point(s):
         raise ValueError(f"{what} must be a floating-point tensor, got dtype {s.dtype}")
-    if not bool(torch.isfinite(s).all()):
+    # Both checks come back in one host transfer: set_scale runs every training step, and each
+    # separate bool() would be a device sync.
+    sd = s.detach()
+    lo, hi = PLAUSIBLE_LOG10_GSD
+    finite, plausible = torch.stack([torch.isfinite(sd).all(), ((sd >= lo) & (sd <= hi)).all()]).tolist()
+    if not finite:
         raise ValueError(f"{what} must be finite (log10 of a GSD in metres), got {_show(s)}")
-    warn_if_implausible(s, what)
+    if not plausible:
+        _warn_implausible(sd, what)
 
 
 def check_variance(var: torch.Tensor, what: str = "var") -> None:
     if not torch.is_floating_point(var):
         raise ValueError(f"{what} must be a floating-point tensor, got dtype {var.dtype}")
-    if not bool(torch.isfinite(var).all()) or bool((var < 0).any()):
+    ok = torch.stack([torch.isfinite(var).all(), (var >= 0).all()]).all()
+    if not bool(ok):
         raise ValueError(f"{what} must be finite and >= 0 (variance of log10 GSD), got {_show(var)}")
 
 
 def warn_if_implausible(s: torch.Tensor, what: str = "log10_gsd") -> None:
     lo, hi = PLAUSIBLE_LOG10_GSD
     sd = s.detach()
-    if sd.numel() and (bool((sd < lo).any()) or bool((sd > hi).any())):
-        warnings.warn(
-            f"{what} outside the plausible range 0.01 m - 10 km (log10 in [{lo}, {hi}]): {_show(sd)}; "
-            "using it as given",
-            stacklevel=3,
-        )
+    if sd.numel() and not bool(((sd >= lo) & (sd <= hi)).all()):
+        _warn_implausible(sd, what)
+
+
+def _warn_implausible(sd: torch.Tensor, what: str) -> None:
+    lo, hi = PLAUSIBLE_LOG10_GSD
+    warnings.warn(
+        f"{what} outside the plausible range 0.01 m - 10 km (log10 in [{lo}, {hi}]): {_show(sd)}; using it as given",
+        stacklevel=4,
+    )
 
 
 def continuous_gate(
