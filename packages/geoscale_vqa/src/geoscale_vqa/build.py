@@ -27,6 +27,7 @@ from . import __version__
 from .manifest import STATE_DIR, BuildError, add_sample_stats, empty_stats, merge_parts, write_json_atomic
 from .pipeline import SampleSettings, make_sample
 from .plan import Plan, ShardJob, make_plan
+from .qa.templates import TEMPLATE_TYPES
 from .shards import TMP_MARK, write_shard
 from .sources import SourceSpec, parse_source
 
@@ -256,6 +257,7 @@ def build(
     seed: int = 0,
     templates: bool = True,
     max_template_qa: int = 8,
+    template_types: list[str] | tuple[str, ...] | None = None,
     max_side: int | None = None,
     synthetic_size: int = 96,
     teacher=None,
@@ -278,11 +280,14 @@ def build(
     index, parts = part
     if not 0 <= index < parts:
         raise ValueError(f"part must satisfy 0 <= i < N, got {index}/{parts}")
+    if template_types is not None and (unknown := sorted(set(template_types) - set(TEMPLATE_TYPES))):
+        raise ValueError(f"unknown template QA type(s) {', '.join(unknown)}; known: {', '.join(TEMPLATE_TYPES)}")
     if max_side is not None and max_side < 1:
         raise ValueError(f"max_side must be positive, got {max_side}")
     settings = SampleSettings(
-        seed=seed, templates=templates, max_template_qa=max_template_qa, max_side=max_side, teacher=teacher
-    )
+        seed=seed, templates=templates, max_template_qa=max_template_qa, max_side=max_side, teacher=teacher,
+        template_types=None if template_types is None else tuple(sorted(set(template_types))),
+    )  # fmt: skip
     out = Path(out)
     if console is not None:
         console.print(f"planning {', '.join(map(str, specs))} ...")

@@ -30,6 +30,7 @@ class SampleSettings:
     seed: int = 0
     templates: bool = True
     max_template_qa: int = 8
+    template_types: tuple[str, ...] | None = None  # keep only these template QA types (None: all)
     max_side: int | None = None  # downscale larger images (area averaging) and scale the GSD with them
     teacher: object | None = None  # a `qa.teacher.TeacherConfig`
 
@@ -175,6 +176,7 @@ def make_sample(item: Item, settings: SampleSettings, teacher=None) -> tuple[Sam
             labels=labels,
             rng=template_rng(settings.seed, item),
             max_qa=settings.max_template_qa,
+            types=None if settings.template_types is None else frozenset(settings.template_types),
         )
     if teacher is not None and gsd_m is not None:
         try:

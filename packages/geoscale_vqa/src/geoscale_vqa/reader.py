@@ -9,8 +9,9 @@ RANK/WORLD_SIZE environment) and then across DataLoader workers, so each sample 
 busy; with fewer, some readers get nothing (never duplicates).
 
 Modes: "sample" yields one dict per image with its (filtered) `qa` list; "qa" one dict per QA pair;
-"conversation" one dict per image whose `messages` are chat turns (the image in the first user turn),
-ready for a processor's chat template. Every mode carries `gsd_m`, `log10_gsd` (None where the corpus
+"conversation" one dict per conversation of at most `max_turns` QA (every QA is used; the image in the
+first user turn; each question worded as evaluation asks it, see `to_conversations`), ready for a
+processor's chat template. Every mode carries `gsd_m`, `log10_gsd` (None where the corpus
 has no GSD, i.e. LLaVA data without one), `gsd_origin`, `width` and `height`: compute the effective GSD
 with `geoscale_vqa.effective_gsd(gsd_m, width, resized_width)` where the processor resizes.
 """
@@ -23,6 +24,8 @@ import warnings
 from collections.abc import Iterable
 from itertools import islice
 from pathlib import Path
+
+from .benchmarks.prompts import qa_prompt
 
 IMAGE_EXTS = ("png", "jpg", "jpeg", "tif", "tiff", "webp")
 MODES = ("sample", "qa", "conversation")
@@ -87,14 +90,32 @@ def expand_qa(samples):
             yield {**meta, "__key__": f"{sample['__key__']}/{i}", **qa}
 
 
-def to_conversation(sample: dict, max_turns: int | None = None) -> dict:
-    """Chat messages: the image goes with the first question, each answer is an assistant turn."""
-    messages = []
-    for i, qa in enumerate(sample["qa"][:max_turns] if max_turns else sample["qa"]):
-        content = [{"type": "image"}] if i == 0 else []
-        messages.append({"role": "user", "content": content + [{"type": "text", "text": qa["question"]}]})
-        messages.append({"role": "assistant", "content": [{"type": "text", "text": qa["answer"]}]})
-    return {**_meta(sample), "qa": sample["qa"], "messages": messages}
+def to_conversations(sample: dict, max_turns: int | None = None):
+    """Chat conversations of a sample: its QA in order, ``max_turns`` per conversation (None: all in one).
+
+    Every QA is used: a sample with more QA than ``max_turns`` gives several conversations, each with
+    the image in its first user turn and key ``<sample key>/c<n>``. Each question is worded by
+    ``qa_prompt``, exactly as evaluation asks it (short-answer instruction for VQA, none for free-form
+    instruction turns), so training and test prompts differ only in the answer.
+    """
+    qa = sample["qa"]
+    size = max_turns or max(1, len(qa))
+    meta = _meta(sample)
+    for n, start in enumerate(range(0, len(qa), size)):
+        chunk = qa[start : start + size]
+        messages = []
+        for i, pair in enumerate(chunk):
+            content = [{"type": "image"}] if i == 0 else []
+            text = qa_prompt(pair["question"], pair["type"])
+            messages.append({"role": "user", "content": content + [{"type": "text", "text": text}]})
+            messages.append({"role": "assistant", "content": [{"type": "text", "text": pair["answer"]}]})
+        key = sample["__key__"] if size >= len(qa) else f"{sample['__key__']}/c{n}"
+        yield {**meta, "__key__": key, "qa": chunk, "messages": messages}
+
+
+def _conversations(samples, max_turns):
+    for sample in samples:
+        yield from to_conversations(sample, max_turns)
 
 
 def geoscale_dataset(
@@ -141,10 +162,10 @@ def geoscale_dataset(
     ds = ds.map(decode_sample)
     ds = ds.select(lambda s: (splits is None or s["split"] in splits) and (sources is None or s["source"] in sources))
     ds = ds.map(lambda s: _keep_qa(s, tiers, origins)).select(lambda s: len(s["qa"]) > 0)
-    if shuffle_buffer:
-        ds = ds.shuffle(shuffle_buffer, seed=seed)
     if mode == "qa":
         ds = ds.compose(expand_qa)
     elif mode == "conversation":
-        ds = ds.map(lambda s: to_conversation(s, max_turns))
+        ds = ds.compose(lambda samples: _conversations(samples, max_turns))
+    if shuffle_buffer:  # after the expansion, so the QA of one image do not arrive together
+        ds = ds.shuffle(shuffle_buffer, seed=seed)
     return ds

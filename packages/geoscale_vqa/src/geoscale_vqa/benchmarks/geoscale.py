@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .answers import extract_bin, extract_lengths, extract_number, normalise_text, normalise_yes_no, split_items
 from .common import check_unique, group_stats, mean_accuracy, micro
-from .prompts import short_answer_prompt
+from .prompts import qa_prompt
 from .records import Answer, Benchmark, Question
 
 LENGTH_TYPES = ("gsd", "footprint", "object_size")
@@ -72,7 +72,7 @@ def load_geoscale(path, images=None, *, split: str = "test", with_images: bool =
         questions.append(
             Question(
                 id=qa["__key__"],
-                prompt=short_answer_prompt(qa["question"]),
+                prompt=qa_prompt(qa["question"], str(qa.get("type", ""))),
                 answer=_answer(str(qa.get("type", "")), str(qa["answer"]), where),
                 images=(qa["image"],) if with_images else (),
                 groups={

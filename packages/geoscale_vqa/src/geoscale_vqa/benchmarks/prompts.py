@@ -44,3 +44,13 @@ def choice_prompt(question: str, options: list[str], letters: str, *, multi: boo
 
 def short_answer_prompt(question: str) -> str:
     return f"{question.rstrip()}\n{SHORT_ANSWER}"
+
+
+# Free-form instruction turns (LLaVA-style ``conversation`` QA) are asked verbatim; every other QA is a
+# VQA pair and carries the short-answer instruction, in training as at test time (the LLaVA-1.5 convention).
+FREE_FORM_TYPES = frozenset({"conversation"})
+
+
+def qa_prompt(question: str, qa_type: str) -> str:
+    """The user text for one corpus QA, the same in training conversations and in evaluation."""
+    return question if qa_type in FREE_FORM_TYPES else short_answer_prompt(question)

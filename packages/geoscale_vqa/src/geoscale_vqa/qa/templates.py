@@ -22,6 +22,13 @@ from . import physics
 from .tiers import TIER_MAX_GSD_M
 
 
+TEMPLATE_TYPES = (
+    "gsd", "footprint", "resolvable", "gsd_threshold", "object_size",  # scale
+    "presence", "count",  # object / structure
+    "scene_class", "land_cover", "rural_urban", "dominant_cover",  # semantic
+)  # fmt: skip
+
+
 def format_length(metres: float) -> str:
     """Three significant figures, in km from 1 km up: 0.15 m, 76.8 m, 2.56 km."""
     if float(_sig(metres)) >= 1000:
@@ -78,6 +85,7 @@ def _scale_candidates(gsd_m: float, width: int, height: int, rng: random.Random)
                     "template",
                 )
             )
+    out += _threshold_candidates(gsd_m)
     n = rng.randint(2, max(2, min(width, height)))
     out.append(
         QA(
@@ -89,6 +97,27 @@ def _scale_candidates(gsd_m: float, width: int, height: int, rng: random.Random)
         )
     )
     return out
+
+
+# "Is the GSD below X?" for the ladder values on either side of the image's GSD: one "yes" and one "no"
+# per image, answerable from the scale alone (nothing in the pixels states it), so a blind prior gets 50%.
+GSD_THRESHOLDS_M = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
+
+
+def _threshold_candidates(gsd_m: float) -> list[QA]:
+    above = [t for t in GSD_THRESHOLDS_M if t > gsd_m]
+    below = [t for t in GSD_THRESHOLDS_M if t < gsd_m]
+    picked = ([min(above)] if above else []) + ([max(below)] if below else [])
+    return [
+        QA(
+            f"Is the ground sampling distance of this image below {format_length(t)}?",
+            _yes_no(gsd_m < t),
+            "scale",
+            "gsd_threshold",
+            "template",
+        )
+        for t in picked
+    ]
 
 
 def _thing_candidates(labels: dict, gsd_m: float, footprint_m: float, rng: random.Random) -> list[QA]:
@@ -180,9 +209,19 @@ def _semantic_candidates(labels: dict, gsd_m: float, footprint_m: float) -> list
 
 
 def template_qa(
-    *, gsd_m: float | None, width: int, height: int, labels: dict, rng: random.Random, max_qa: int = 8
+    *,
+    gsd_m: float | None,
+    width: int,
+    height: int,
+    labels: dict,
+    rng: random.Random,
+    max_qa: int = 8,
+    types: frozenset[str] | None = None,
 ) -> list[QA]:
-    """Up to `max_qa` template QA for one image, all answerable at `gsd_m` (None: no GSD, no templates)."""
+    """Up to `max_qa` template QA for one image, all answerable at `gsd_m` (None: no GSD, no templates).
+
+    `types` keeps only those QA types (e.g. without the numeric `object_size` for a tiny model).
+    """
     if gsd_m is None or max_qa <= 0:
         return []
     footprint_m = min(width, height) * gsd_m
@@ -190,6 +229,8 @@ def template_qa(
     candidates += _thing_candidates(labels, gsd_m, footprint_m, rng)
     candidates += _box_candidates(labels, gsd_m)
     candidates += _semantic_candidates(labels, gsd_m, footprint_m)
+    if types is not None:
+        candidates = [c for c in candidates if c.type in types]
     if len(candidates) <= max_qa:
         return candidates
     keep = sorted(rng.sample(range(len(candidates)), max_qa))
