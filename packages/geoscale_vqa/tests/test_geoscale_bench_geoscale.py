@@ -57,6 +57,9 @@ def test_score_end_to_end(corpus, tmp_path):
     decades = {k: (v["n"], v["accuracy"]) for k, v in results["groups"]["gsd_decade"].items()}
     assert decades == {"0.1-1 m": (4, pytest.approx(3 / 4)), "10-100 m": (3, pytest.approx(2 / 3))}
     assert len(results["data"]["files"]) == 1 and results["data"]["files"][0]["path"].endswith("test-000000.tar")
+    # GeoScale-VQA has no outside scorer: the official parser is the project's judge
+    official = score("geoscale", corpus, preds, tmp_path / "official", parser="official")
+    assert official["metrics"] == results["metrics"] and official["parsers"]["judged_differently"] == 0
 
 
 def test_missing_corpus_and_split(corpus, tmp_path):

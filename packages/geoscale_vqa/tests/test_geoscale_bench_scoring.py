@@ -98,7 +98,14 @@ def test_results_record_provenance(xlrs, tmp_path):
     assert results["code_version"] == {"geoscale_vqa": geoscale_vqa.__version__}
     assert results["run"] == run and results["benchmark"] == "xlrs"
     # s1 1/2, s2 1/1, s3 1/1: micro 3/4, macro (0.5 + 1 + 1) / 3
-    assert results["metrics"] == pytest.approx({"micro": 0.75, "macro": 2.5 / 3})
+    metrics = results["metrics"]
+    assert (metrics["micro"], metrics["macro"]) == pytest.approx((0.75, 2.5 / 3))
+    # lmms-eval knows none of these sub-tasks: its 13 all count 0, and the unknown ones are named
+    assert metrics["macro_lmms_eval"] == 0.0
+    assert results["unknown_subtasks"]["subtasks"] == ["T/s1", "T/s2", "U/s3"]
+    assert len(results["partial_run"]["subtasks_absent"]) == 13
+    assert metrics["macro_vlmevalkit"] is None and "l2-category" in results["macro_vlmevalkit"]
+    assert set(results["metric_definitions"]) == set(metrics)
 
 
 def test_score_predictions_in_memory_matches_file_scoring(xlrs, tmp_path):
@@ -119,3 +126,9 @@ def test_results_table_renders_metrics_and_groups(xlrs, tmp_path):
     assert "75.00" in text  # micro 3/4
     assert "66.67" in text  # macro: s1 2/2, s2 0/1, s3 1/1
     assert "T/s2" in text and "1 unparseable" in text
+
+
+def test_unknown_parser_is_rejected(xlrs, tmp_path):
+    preds = write_predictions_file(tmp_path / "p.jsonl", {0: "A"})
+    with pytest.raises(ValueError, match="unknown parser 'lenient'; expected one of strict, official"):
+        score("xlrs", xlrs, preds, tmp_path / "out", parser="lenient")

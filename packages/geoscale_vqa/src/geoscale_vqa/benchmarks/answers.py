@@ -23,10 +23,15 @@ punctuation or the end ("the answer is b."), never before a word, so "the answer
 {A}; likewise a leading capital "A"/"I" followed by an ordinary word is read as English ("A forest is
 visible"), except before a connective (because, since, is, as).
 
-**Numbers**: digits (with thousands separators) or English number words ("twelve", "twenty-one",
-"one hundred and five"). Strict: the whole answer is one number (optionally with a unit where the
-kind allows one). Fallback: exactly one distinct number in the answer; two different numbers ("3,
-not 4") are ambiguous, hence unparseable, never a guess.
+**Numbers**: digits (with thousands separators, a leading minus sign kept: "-0.103 m" is not
+"0.103 m") or English number words ("twelve", "twenty-one", "one hundred and five"). Strict: the
+whole answer is one number (optionally with a unit where the kind allows one). Fallback: exactly one
+distinct number in the answer; two different numbers ("3, not 4") are ambiguous, hence unparseable,
+never a guess.
+
+**Negation** (`negation.py`): a fallback read is dropped (unparseable) when the value it found is
+negated in its clause: "This is not a rural area." is not "rural", "not yes" is not "yes", "a
+non-urban area" is not "urban", "it is not 3" is not 3. Negative counts and areas are unparseable.
 
 **RSVQA bins** (Lobry et al., RSVQA, TGRS 2020): LR count answers are scored in five bins, 0, 1-10,
 11-100, 101-1000, >1000, and HR area answers (m²) in the same bins. A non-zero value below 1 falls in
@@ -39,6 +44,8 @@ from __future__ import annotations
 import math
 import re
 import string
+
+from .negation import lowered, negated
 
 LETTERS = string.ascii_uppercase
 
@@ -153,14 +160,19 @@ def normalise_text(text: str) -> str:
 
 
 def extract_word(text: str | None, vocabulary: tuple[str, ...]) -> tuple[str, str | None]:
-    """One word of a closed vocabulary: strict if the answer is that word, fallback if exactly one appears."""
+    """One word of a closed vocabulary: strict if the answer is that word, fallback if exactly one appears
+    and it is not negated ("This is not a rural area." is unparseable, not "rural")."""
     if not text:
         return "unparseable", None
     words = normalise_text(text)
     if words in vocabulary:
         return "strict", words
-    found = {v for v in vocabulary if re.search(rf"\b{re.escape(v)}\b", words)}
-    return ("fallback", found.pop()) if len(found) == 1 else ("unparseable", None)
+    low = lowered(text)
+    places = {v: [m.start() for m in re.finditer(rf"\b{re.escape(v)}\b", low)] for v in vocabulary}
+    found = [v for v, starts in places.items() if starts]
+    if len(found) != 1 or any(negated(low, start) for start in places[found[0]]):
+        return "unparseable", None
+    return "fallback", found[0]
 
 
 def extract_yes_no(text: str | None) -> tuple[str, str | None]:
@@ -179,8 +191,9 @@ _TENS = dict(zip("twenty thirty forty fifty sixty seventy eighty ninety".split()
 _WORD_VALUES = {**{w: i for i, w in enumerate(_UNITS)}, **_TENS}
 _SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
 _NUMBER_WORD = "|".join(sorted([*_WORD_VALUES, *_SCALES, "none"], key=len, reverse=True))
+# A minus sign counts only where a number starts ("-3", "(-3"), never between two numbers ("1-10").
 _NUMBER = re.compile(
-    rf"(?<![\w.])(\d{{1,3}}(?:,\d{{3}})+(?!\d)|\d+(?:\.\d+)?)|\b((?:{_NUMBER_WORD})(?:(?:[\s-]+|\s+and\s+)(?:{_NUMBER_WORD}))*)\b",
+    rf"(?<![\w.])([-−]?(?:\d{{1,3}}(?:,\d{{3}})+(?!\d)|\d+(?:\.\d+)?))|\b((?:{_NUMBER_WORD})(?:(?:[\s-]+|\s+and\s+)(?:{_NUMBER_WORD}))*)\b",
     re.I,
 )
 _BIN_EDGES = (0, 10, 100, 1000)
@@ -207,13 +220,14 @@ def _words_to_number(words: str) -> int:
     return total + current
 
 
+def _number_value(match: re.Match) -> float:
+    digits, words = match.groups()
+    return float(digits.replace(",", "").replace("−", "-")) if digits else float(_words_to_number(words))
+
+
 def find_numbers(text: str) -> list[float]:
     """Every number in the text, in order, digits and number words alike."""
-    out = []
-    for match in _NUMBER.finditer(text):
-        digits, words = match.groups()
-        out.append(float(digits.replace(",", "")) if digits else float(_words_to_number(words)))
-    return out
+    return [_number_value(match) for match in _NUMBER.finditer(text)]
 
 
 def bin_label(value: float) -> str:
@@ -249,8 +263,11 @@ def extract_number(text: str | None, unit: str | None = None) -> tuple[str, floa
     if _NUMBER.fullmatch(bare):
         return "strict", find_numbers(bare)[0]
     # the lookbehind in _NUMBER keeps the "2" of "m2" out of the numbers found
-    distinct = set(find_numbers(text))
-    return ("fallback", distinct.pop()) if len(distinct) == 1 else ("unparseable", None)
+    low = lowered(text)
+    found = [(_number_value(m), m.start()) for m in _NUMBER.finditer(low)]
+    if len({value for value, _ in found}) != 1 or any(negated(low, start) for _, start in found):
+        return "unparseable", None
+    return "fallback", found[0][0]
 
 
 def extract_bin(text: str | None, *, area: bool = False) -> tuple[str, str | None]:
@@ -263,7 +280,9 @@ def extract_bin(text: str | None, *, area: bool = False) -> tuple[str, str | Non
         strict = any(p.fullmatch(whole) for p in (_BIN_LABEL, _BETWEEN, _MORE_THAN))
         return ("strict" if strict else "fallback"), phrase
     status, value = extract_number(text, _AREA_UNIT if area else None)
-    return (status, bin_label(value)) if value is not None else (status, None)
+    if value is None or value < 0:  # a negative count or area is no answer
+        return "unparseable", None
+    return status, bin_label(value)
 
 
 def parse_area_m2(text: str) -> float | None:
@@ -272,13 +291,13 @@ def parse_area_m2(text: str) -> float | None:
     return value if status == "strict" else None
 
 
-_LENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*(km|cm|m)\b", re.I)
+_LENGTH = re.compile(r"((?:(?<![\w.])[-−])?\d+(?:\.\d+)?)\s*(km|cm|m)\b", re.I)
 _TO_METRES = {"km": 1000.0, "m": 1.0, "cm": 0.01}
 
 
 def find_lengths(text: str) -> list[float]:
-    """Ground lengths in metres, in order: "2.56 km × 2.56 km" gives [2560.0, 2560.0]."""
-    return [float(v) * _TO_METRES[u.lower()] for v, u in _LENGTH.findall(text.replace(",", ""))]
+    """Ground lengths in metres, in order: "2.56 km × 2.56 km" gives [2560.0, 2560.0]; "-0.1 m" gives [-0.1]."""
+    return [float(v.replace("−", "-")) * _TO_METRES[u.lower()] for v, u in _LENGTH.findall(text.replace(",", ""))]
 
 
 def extract_lengths(text: str | None) -> tuple[str, tuple[float, ...] | None]:
@@ -286,6 +305,10 @@ def extract_lengths(text: str | None) -> tuple[str, tuple[float, ...] | None]:
         return "unparseable", None
     rest = _LENGTH.sub("", text.replace(",", ""))
     strict = re.fullmatch(r"[\s×x*by.]*", rest, re.I) is not None  # only separators besides the lengths
+    if not strict:
+        low = lowered(text.replace(",", ""))
+        if any(negated(low, m.start()) for m in _LENGTH.finditer(low)):
+            return "unparseable", None
     return ("strict" if strict else "fallback"), tuple(lengths)
 
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from .answers import extract_bin, extract_lengths, extract_number, normalise_text, normalise_yes_no, split_items
 from .common import check_unique, group_stats, mean_accuracy, micro
+from .judge import Outcome, judge
 from .prompts import qa_prompt
 from .records import Answer, Benchmark, Question
 
@@ -91,7 +93,14 @@ def load_geoscale(path, images=None, *, split: str = "test", with_images: bool =
     return Benchmark("geoscale", path, questions, files, notes=[f"split {split}"])
 
 
-def summarise(pairs) -> tuple[dict, dict]:
+METRIC_DEFINITIONS = {
+    "overall": "accuracy over all questions",
+    "tier_mean": "mean over tiers (object, structure, semantic, scale) of their accuracy",
+}
+OFFICIAL_SCORER = "none: GeoScale-VQA is this project's benchmark, so --parser official is the strict judge"
+
+
+def summarise(pairs) -> tuple[dict, dict, dict]:
     tiers = group_stats(pairs, lambda q: q.groups["tier"])
     groups = {
         "tier": tiers,
@@ -99,4 +108,10 @@ def summarise(pairs) -> tuple[dict, dict]:
         "type": group_stats(pairs, lambda q: q.groups["type"]),
         "source": group_stats(pairs, lambda q: q.groups["source"]),
     }
-    return {"overall": micro(pairs), "tier_mean": mean_accuracy(tiers)}, groups
+    metrics = {"overall": micro(pairs), "tier_mean": mean_accuracy(tiers)}
+    return metrics, groups, {"metric_definitions": METRIC_DEFINITIONS}
+
+
+def official_judge(benchmark: Benchmark) -> Callable[[Question, str | None], Outcome]:
+    """GeoScale-VQA has no outside scorer: its official judgement is the project's own."""
+    return lambda question, text: judge(question.answer, text)

@@ -14,7 +14,7 @@ LENGTH_RTOL = 0.10
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # strict | fallback | invalid | unparseable | missing
+    status: str  # strict | fallback | invalid | unparseable | missing; "official" when a reference scorer read it
     parsed: str | None  # what was read from the prediction, as text ("A,C", "yes", "11-100")
     correct: bool
 

@@ -2,18 +2,20 @@
 
 A reader turns a benchmark's own layout into `Question`s, so prompting, answer extraction and scoring
 never look at the source format again. Images travel as references (a path, inline bytes, a PIL image
-or a lazy `ParquetImage`), opened only by `open_image` when a model needs the pixels.
+or a lazy reference from `image_refs`), opened only by `open_image` when a model needs the pixels.
 """
 
 from __future__ import annotations
 
 import io
-from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from .image_refs import ArrowStreamImage, ParquetImage, RecordImage
+
+LAZY_IMAGES = (ParquetImage, ArrowStreamImage, RecordImage)
 
 # Answer kinds (see judge.py for how each is compared):
 #   choice     letter set, exact set match               (XLRS, OmniEarth)
@@ -73,70 +75,17 @@ class Benchmark:
     images_root: Path | None = None
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> questions not scored (e.g. grounding)
     notes: list[str] = field(default_factory=list)
+    variant: str = ""  # which scorer rules apply where one kind has several (rsvqa-lr, rsvqa-hr, rsvqa-xben)
 
     def __len__(self) -> int:
         return len(self.questions)
-
-
-@dataclass(frozen=True)
-class ParquetImage:
-    """Image k of row `row` in a parquet file, read on demand so a benchmark never holds all pixels."""
-
-    path: str
-    row: int
-    column: str = "image"
-    k: int = 0
-
-    def read_bytes(self) -> bytes:
-        group, offset = _locate_row(self.path, self.row)
-        cell = _row_group_column(self.path, group, self.column)[offset].as_py()
-        return _image_bytes(cell, self.k, self.path)
-
-
-@lru_cache(maxsize=64)
-def _row_group_starts(path: str) -> tuple[int, ...]:
-    import pyarrow.parquet as pq
-
-    meta = pq.ParquetFile(path).metadata
-    starts, total = [], 0
-    for group in range(meta.num_row_groups):
-        starts.append(total)
-        total += meta.row_group(group).num_rows
-    return (*starts, total)
-
-
-def _locate_row(path: str, row: int) -> tuple[int, int]:
-    starts = _row_group_starts(path)
-    if not 0 <= row < starts[-1]:
-        raise ValueError(f"{path}: row {row} out of range ({starts[-1]} rows)")
-    group = bisect_right(starts, row) - 1
-    return group, row - starts[group]
-
-
-@lru_cache(maxsize=1)
-def _row_group_column(path: str, group: int, column: str):
-    """One row group's image column, kept while a runner walks its rows in order (a group is read once)."""
-    import pyarrow.parquet as pq
-
-    return pq.ParquetFile(path).read_row_group(group, columns=[column]).column(0)
-
-
-def _image_bytes(cell, k: int, where: str) -> bytes:
-    """The bytes of image k in a Hugging Face `Image`/`Sequence(Image)` cell ({"bytes", "path"} or a list)."""
-    if isinstance(cell, list):
-        cell = cell[k]
-    if isinstance(cell, dict) and cell.get("bytes"):
-        return cell["bytes"]
-    if isinstance(cell, (bytes, bytearray)):
-        return bytes(cell)
-    raise ValueError(f"{where}: image cell has no inline bytes")
 
 
 def open_image(ref):
     """An RGB PIL image from any image reference a reader produces."""
     from PIL import Image
 
-    if isinstance(ref, ParquetImage):
+    if isinstance(ref, LAZY_IMAGES):
         ref = ref.read_bytes()
     if isinstance(ref, (bytes, bytearray)):
         image = Image.open(io.BytesIO(ref))

@@ -14,21 +14,28 @@ class BenchmarkSpec:
     kind: str
     title: str
     load: Callable[..., Benchmark]  # load(path, images=None, *, with_images=True, **options)
-    summarise: Callable  # summarise([(Question, Outcome)]) -> (metrics, groups)
+    summarise: Callable  # summarise([(Question, Outcome)]) -> (metrics, groups, extra results keys)
+    official_judge: Callable  # official_judge(benchmark) -> judge(question, text) -> Outcome, the reference rules
+    official_scorer: str  # which reference code `--parser official` reproduces
     data: str  # what --data points at
+
+
+def _spec(kind: str, title: str, module, load: Callable, data: str) -> BenchmarkSpec:
+    return BenchmarkSpec(kind, title, load, module.summarise, module.official_judge, module.OFFICIAL_SCORER, data)
 
 
 BENCHMARKS = {
     spec.kind: spec
     for spec in (
-        BenchmarkSpec("xlrs", "XLRS-Bench", xlrs.load_xlrs, xlrs.summarise, "folder of .jsonl or .parquet files"),
-        BenchmarkSpec(
-            "omniearth", "OmniEarth-Bench", omniearth.load_omniearth, omniearth.summarise, "the jsons/ folder"
+        _spec(
+            "xlrs", "XLRS-Bench", xlrs, xlrs.load_xlrs,
+            "datasets.save_to_disk folder, .parquet shards, VLMEvalKit .jsonl/.tsv or project .jsonl",
         ),
-        BenchmarkSpec("rsvqa", "RSVQA", rsvqa.load_rsvqa, rsvqa.summarise, "RSVQA folder or *_questions.json"),
-        BenchmarkSpec("geoscale", "GeoScale-VQA", geoscale.load_geoscale, geoscale.summarise, "corpus OUT folder"),
+        _spec("omniearth", "OmniEarth-Bench", omniearth, omniearth.load_omniearth, "prepare_data/ or its jsons/"),
+        _spec("rsvqa", "RSVQA", rsvqa, rsvqa.load_rsvqa, "RSVQA LR/HR/xBEN folder or *_questions.json"),
+        _spec("geoscale", "GeoScale-VQA", geoscale, geoscale.load_geoscale, "corpus OUT folder"),
     )
-}
+}  # fmt: skip
 
 
 def benchmark_spec(kind: str) -> BenchmarkSpec:

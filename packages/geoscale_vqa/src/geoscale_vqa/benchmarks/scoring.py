@@ -2,10 +2,16 @@
 
 `results.json` records what is needed to trace a number back to a command: the benchmark kind, the data
 path and the sha256 of every annotation file read (images are not hashed: XLRS JSONL and OmniEarth point
-at thousands; parquet shards and GeoScale shards hold their images and are hashed whole), the
+at thousands; parquet and Arrow shards and GeoScale shards hold their images and are hashed whole), the
 predictions file and its sha256, `geoscale_vqa.__version__`, and anything the caller adds under `run`
 (model, adapter, gsd-source). Missing predictions count as wrong and are listed; predictions for ids the
 benchmark does not have are listed and not scored.
+
+**Parsers.** `parser="strict"` (the default) reads answers with the project's strict-then-fallback rules
+(`answers.py`, `judge.py`); `parser="official"` with the benchmark's own scorer's rules (lmms-eval for
+XLRS, OmniEarth-Bench's `mcq_utils.py`, RSVQA's answer encoding; `official_mcq.py`,
+`official_rsvqa.py`). `metrics`, `groups` and `scored.jsonl` follow the chosen parser; `parsers` holds
+both modes' headline metrics and how many answers the two judge differently, with their ids.
 """
 
 from __future__ import annotations
@@ -33,9 +39,37 @@ def file_sha256(path) -> str:
     return digest.hexdigest()
 
 
-def judge_all(benchmark: Benchmark, predictions: Mapping[str, str], *, length_rtol: float = LENGTH_RTOL):
+PARSERS = ("strict", "official")
+
+
+def check_parser(parser: str) -> str:
+    if parser not in PARSERS:
+        raise ValueError(f"unknown parser {parser!r}; expected one of {', '.join(PARSERS)}")
+    return parser
+
+
+def judge_all(
+    benchmark: Benchmark, predictions: Mapping[str, str], *, parser: str = "strict", length_rtol: float = LENGTH_RTOL
+):
     """[(question, outcome)] in benchmark order; a question without a prediction is "missing"."""
+    if check_parser(parser) == "official":
+        official = benchmark_spec(benchmark.kind).official_judge(benchmark)
+        return [(q, official(q, predictions.get(q.key))) for q in benchmark.questions]
     return [(q, judge(q.answer, predictions.get(q.key), length_rtol=length_rtol)) for q in benchmark.questions]
+
+
+def _parser_comparison(spec, by_parser: dict, parser: str) -> dict:
+    """Both parsers' headline metrics and the questions they judge differently."""
+    strict, official = by_parser["strict"], by_parser["official"]
+    differ = [q.id for (q, a), (_, b) in zip(strict, official) if a.correct != b.correct]
+    return {
+        "selected": parser,
+        "official_scorer": spec.official_scorer,
+        **{name: {"metrics": spec.summarise(pairs)[0], "correct": sum(o.correct for _, o in pairs)}
+           for name, pairs in by_parser.items()},
+        "judged_differently": len(differ),
+        "judged_differently_ids": differ[:LISTED_IDS],
+    }  # fmt: skip
 
 
 def score_predictions(
@@ -44,14 +78,18 @@ def score_predictions(
     *,
     predictions_path=None,
     run: Mapping | None = None,
+    parser: str = "strict",
     length_rtol: float = LENGTH_RTOL,
 ) -> dict:
     """The results dict (as written to results.json) for `predictions` = {question key: raw text}."""
     from .. import __version__
 
     spec = benchmark_spec(benchmark.kind)
-    pairs = judge_all(benchmark, predictions, length_rtol=length_rtol)
-    metrics, groups = spec.summarise(pairs)
+    by_parser = {
+        mode: judge_all(benchmark, predictions, parser=mode, length_rtol=length_rtol) for mode in PARSERS
+    }
+    pairs = by_parser[check_parser(parser)]
+    metrics, groups, extra = spec.summarise(pairs)
     status = Counter(o.status for _, o in pairs)
     known = {q.key for q in benchmark.questions}
     unknown = sorted(k for k in predictions if k not in known)
@@ -60,12 +98,16 @@ def score_predictions(
         "schema": SCHEMA,
         "benchmark": benchmark.kind,
         "title": spec.title,
+        "parser": parser,
         "metrics": metrics,
+        **extra,
+        "parsers": _parser_comparison(spec, by_parser, parser),
         "counts": {
             "questions": len(pairs),
             "correct": sum(o.correct for _, o in pairs),
             "strict": status["strict"],
             "fallback": status["fallback"],
+            "official": status["official"],
             "unparseable": status["unparseable"],
             "invalid": status["invalid"],
             "missing": status["missing"],
@@ -89,18 +131,29 @@ def score_predictions(
     }
 
 
-def question_rows(benchmark: Benchmark, predictions: Mapping[str, str], *, length_rtol: float = LENGTH_RTOL):
-    """One row per question (id, groups, truth, prediction, what was parsed, status, correct) for scored.jsonl."""
-    for q, o in judge_all(benchmark, predictions, length_rtol=length_rtol):
-        yield {
-            "id": q.id,
-            **{k: v for k, v in q.groups.items() if v},
-            "answer": q.answer_text,
-            "prediction": predictions.get(q.key),
-            "parsed": o.parsed,
-            "status": o.status,
-            "correct": o.correct,
-        }
+def question_rows(
+    benchmark: Benchmark, predictions: Mapping[str, str], *, parser: str = "strict", length_rtol: float = LENGTH_RTOL
+):
+    """One row per question for scored.jsonl: id, groups, truth, prediction, and under the chosen parser what
+    was parsed, its status and whether it is right; `strict_correct`/`official_correct` give both verdicts."""
+    check_parser(parser)
+    both = {mode: judge_all(benchmark, predictions, parser=mode, length_rtol=length_rtol) for mode in PARSERS}
+    return (_row(q, strict, official, parser, predictions) for (q, strict), (_, official) in zip(*both.values()))
+
+
+def _row(q, strict, official, parser: str, predictions) -> dict:
+    o = strict if parser == "strict" else official
+    return {
+        "id": q.id,
+        **{k: v for k, v in q.groups.items() if v},
+        "answer": q.answer_text,
+        "prediction": predictions.get(q.key),
+        "parsed": o.parsed,
+        "status": o.status,
+        "correct": o.correct,
+        "strict_correct": strict.correct,
+        "official_correct": official.correct,
+    }
 
 
 def write_results(out_dir, results: Mapping, rows=None) -> Path:
@@ -117,11 +170,20 @@ def write_results(out_dir, results: Mapping, rows=None) -> Path:
 
 
 def score(
-    bench: str, data_path, predictions_path, out_dir, *, images=None, run: Mapping | None = None, **options
+    bench: str,
+    data_path,
+    predictions_path,
+    out_dir,
+    *,
+    images=None,
+    run: Mapping | None = None,
+    parser: str = "strict",
+    **options,
 ) -> dict:
     """Read a benchmark and a predictions file, score, write `out_dir/results.json` and `scored.jsonl`."""
+    check_parser(parser)
     benchmark = load_benchmark(bench, data_path, images, with_images=False, **options)
     predictions = read_predictions(predictions_path)
-    results = score_predictions(benchmark, predictions, predictions_path=predictions_path, run=run)
-    write_results(out_dir, results, question_rows(benchmark, predictions))
+    results = score_predictions(benchmark, predictions, predictions_path=predictions_path, run=run, parser=parser)
+    write_results(out_dir, results, question_rows(benchmark, predictions, parser=parser))
     return results

@@ -7,17 +7,28 @@ from collections.abc import Mapping
 from rich.table import Table
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.2f}"
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.2f}"
 
 
 def results_table(results: Mapping, *, max_rows_per_group: int = 40) -> Table:
     counts = results["counts"]
+    parser = results.get("parser", "strict")
+    read = f"{counts['fallback']} read by fallback" if parser == "strict" else "official extraction"
     caption = (
-        f"{counts['questions']} questions · {counts['correct']} correct · {counts['fallback']} read by fallback · "
+        f"{counts['questions']} questions · {counts['correct']} correct · {read} · "
         f"{counts['unparseable']} unparseable · {counts['invalid']} invalid letter · {counts['missing']} missing · "
         f"{counts['unknown_ids']} unknown ids"
     )
+    if "parsers" in results:
+        other = "official" if parser == "strict" else "strict"
+        caption += (
+            f" · parser {parser}; {results['parsers']['judged_differently']} answer(s) judged differently by "
+            f"the {other} parser ({100 * results['parsers'][other]['correct'] / max(counts['questions'], 1):.2f}% "
+            "correct there)"
+        )
+    if results.get("partial_run"):
+        caption += f" · partial run: {results['partial_run']['note']}"
     if counts.get("skipped"):
         caption += " · skipped " + ", ".join(f"{n} {why}" for why, n in counts["skipped"].items())
     table = Table(title=f"{results['title']} ({results['benchmark']})", caption=caption)
@@ -31,5 +42,6 @@ def results_table(results: Mapping, *, max_rows_per_group: int = 40) -> Table:
             if i == max_rows_per_group:
                 table.add_row(group, f"… {len(stats) - i} more in results.json", "", "")
                 break
-            table.add_row(group, label, str(s["n"]), _pct(s["accuracy"]))
+            name = f"{label} (L4 mean {_pct(s['l4_mean'])})" if "l4_mean" in s else label
+            table.add_row(group, name, str(s["n"]), _pct(s["accuracy"]))
     return table

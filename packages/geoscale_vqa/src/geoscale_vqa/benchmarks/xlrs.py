@@ -1,126 +1,227 @@
-"""XLRS-Bench (lite): a folder of JSONL files or of the Hugging Face parquet shards.
+"""XLRS-Bench (lite) in every published layout: questions, ids, scores and the official scorer's rules.
 
-A record: `index, question, multi-choice options` (["(A) …", …]), `answer` (letters), `category`
-("Task/Subtask", 13 sub-tasks), `l2-category`, `image` (a list: paths relative to the JSONL file, or
-inline {"bytes", "path"} cells in parquet). One sub-task, Overall Land use classification, has several
-right answers. Scored by exact set match; micro = all questions, macro = mean over sub-tasks.
-XLRS carries no GSD (its images come from several sources), so `gsd_m` is None.
+Layouts `--data` may point at (a folder, or one file of it):
+
+- the Hugging Face `datasets.save_to_disk` folder (`dataset_dict.json`, `train/data-000NN-of-000MM.arrow`),
+  as XLRS-Bench-lite is published (`xlrs_arrow`);
+- the hub's parquet export (`*.parquet`, images inline) (`xlrs_arrow`);
+- VLMEvalKit's copy, `XLRS-Bench-lite_partN.jsonl` or a TSV (options as one string, base64 images)
+  (`xlrs_text`);
+- the project's JSONL (one record per line, `image` paths relative to the file) (`xlrs_text`).
+
+A record: `index, question, multi-choice options, answer` (letters), `category` ("Task/Subtask", 13
+sub-tasks), `l2-category`, `image` (a list). One sub-task, Overall Land use classification, has several
+right answers. XLRS carries no GSD (its images come from several sources), so `gsd_m` is None.
+
+**Ids.** The question id is `index` when every index is distinct. In the published data `index`
+restarts in every category, so then every question's id is `"<category>#<index>"` (e.g.
+`"Counting/Overall counting#0"`), and predictions are keyed the same way; a (category, index) pair
+that repeats is an error naming both rows.
+
+**Scores** (exact set match of letters), side by side in `results.json`:
+
+- `micro`: accuracy over all questions (lmms-eval `xlrs_micro_score`, VLMEvalKit "Overall micro");
+- `macro`: mean accuracy over the sub-tasks present in this run (the project's definition);
+- `macro_lmms_eval`: lmms-eval `xlrs_macro_score` (`tasks/xlrs/mcq_utils.py`): mean over all 13
+  sub-tasks, a sub-task without questions counting 0, so a partial run is flagged (`partial_run`);
+- `macro_vlmevalkit`: VLMEvalKit `XLRSBench` "Overall macro": mean over the `category/l2-category`
+  groups present.
+
+`--parser official` judges each answer as lmms-eval does (`official_mcq.py`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-from .common import (
-    check_unique,
-    choice_answer,
-    group_stats,
-    image_root,
-    iter_jsonl,
-    mean_accuracy,
-    micro,
-    require,
-    resolve_images,
-)
+from .answers import format_letters
+from .common import check_unique, choice_answer, group_stats, image_root, mean_accuracy, micro
+from .judge import MISSING, Outcome
+from .official_mcq import XLRS_PREFIXES, extract_official_letters, official_choice_correct
 from .prompts import choice_prompt
-from .records import Benchmark, ParquetImage, Question
+from .records import Benchmark, Question, question_key
+from .xlrs_arrow import DATASET_DICT, read_arrow, read_parquet, save_to_disk_shards, split_folder_shards
+from .xlrs_rows import XLRSRow
+from .xlrs_text import read_jsonl, read_tsv
 
-FIELDS = ("index", "question", "multi-choice options", "answer", "category", "image")
 MULTI_ANSWER_SUBTASK = "land use classification/overall land use classification"
+# The 13 sub-tasks lmms-eval's XLRS task knows (`TASK_PAIRs` in tasks/xlrs/mcq_utils.py); its macro is
+# the mean over all of them.
+TASK_PAIRS = (
+    "Complex reasoning/Anomaly Detection and Interpretation",
+    "Complex reasoning/Environmental condition reasoning",
+    "Complex reasoning/Route planning",
+    "Counting/Counting with changing detection",
+    "Counting/Counting with complex reasoning",
+    "Counting/Overall counting",
+    "Counting/Regional counting",
+    "Land use classification/Overall Land use classification",
+    "Land use classification/Regional Land use classification",
+    "Object properties/Object classification",
+    "Object properties/Object color",
+    "Object properties/Object motion state",
+    "Object spatial relationship/Object spatial relationship",
+)
+METRIC_DEFINITIONS = {
+    "micro": "accuracy over all questions (lmms-eval xlrs_micro_score, VLMEvalKit 'Overall micro')",
+    "macro": "mean accuracy over the sub-tasks (category) present in this run",
+    "macro_lmms_eval": "lmms-eval xlrs_macro_score: mean over all 13 sub-tasks, absent ones counted as 0",
+    "macro_vlmevalkit": "VLMEvalKit XLRSBench 'Overall macro': mean over the category/l2-category groups present",
+}
+OFFICIAL_SCORER = "lmms-eval lmms_eval/tasks/xlrs/mcq_utils.py (e316f862; same rules in VLMEvalKit XLRSBench)"
+READERS = {".jsonl": "text", ".tsv": "text", ".parquet": "parquet", ".arrow": "arrow"}
 
 
-def _question(record: dict, where: str, images: tuple) -> Question:
-    require(record, FIELDS, where)
-    lines, letters, answer = choice_answer(record["multi-choice options"], record["answer"], where)
-    category = str(record["category"])
-    multi = category.lower() == MULTI_ANSWER_SUBTASK or len(answer.value) > 1
-    prompt = choice_prompt(
-        str(record["question"]),
-        lines,
-        letters,
-        multi=multi,
-        cue="The answer(s) is(are):" if multi else "The answer is:",
+# -- finding the files of a layout ------------------------------------------------------------------
+def _files(path: Path) -> list[Path]:
+    if path.is_file():
+        if path.name == DATASET_DICT:
+            return save_to_disk_shards(path.parent)
+        if path.suffix not in READERS:
+            raise ValueError(f"{path} is not an XLRS file (.jsonl, .tsv, .parquet, .arrow or {DATASET_DICT})")
+        return [path]
+    if (path / DATASET_DICT).is_file():
+        return save_to_disk_shards(path)
+    if shards := split_folder_shards(path):
+        return shards
+    found = sorted(
+        f
+        for f in path.rglob("*")
+        if f.suffix in READERS and f.is_file() and not any(p.startswith(".") for p in f.relative_to(path).parts)
     )
-    groups = {"task": category.split("/")[0], "subtask": category}
-    if record.get("l2-category"):
-        groups["l2-category"] = str(record["l2-category"])
+    found = _prefer_base64_copies(found)
+    kinds = {f.suffix for f in found}
+    if not found:
+        raise ValueError(
+            f"no XLRS data in {path}: expected {DATASET_DICT} (datasets.save_to_disk), .arrow shards, "
+            ".parquet shards, or .jsonl/.tsv files"
+        )
+    if len(kinds) > 1:
+        raise ValueError(f"{path} holds several layouts ({', '.join(sorted(kinds))}); point the data path at one")
+    return found
+
+
+def _prefer_base64_copies(files: list[Path]) -> list[Path]:
+    """VLMEvalKit leaves `X_local.tsv` (image paths) next to `X.jsonl` (base64): read the .jsonl only."""
+    stems = {f.with_suffix("") for f in files if f.suffix == ".jsonl"}
+    return [f for f in files if not (f.name.endswith("_local.tsv") and f.with_name(f.name[:-10]) in stems)]
+
+
+def _read(file: Path, root: Path | None, with_images: bool) -> list[XLRSRow]:
+    if file.suffix == ".jsonl":
+        return read_jsonl(file, root, with_images)
+    if file.suffix == ".tsv":
+        return read_tsv(file, root, with_images)
+    if file.suffix == ".parquet":
+        return read_parquet(file, with_images)
+    return read_arrow(file, with_images)
+
+
+# -- questions and ids ---------------------------------------------------------------------------
+def _question(row: XLRSRow, qid) -> Question:
+    lines, letters, answer = choice_answer(list(row.options), row.answer, row.where)
+    multi = row.category.lower() == MULTI_ANSWER_SUBTASK or len(answer.value) > 1
+    prompt = choice_prompt(
+        row.question, lines, letters, multi=multi, cue="The answer(s) is(are):" if multi else "The answer is:"
+    )
+    groups = {"task": row.category.split("/")[0], "subtask": row.category}
+    if row.l2_category:
+        groups["l2-category"] = row.l2_category
     return Question(
-        id=record["index"],
+        id=qid,
         prompt=prompt,
         answer=answer,
-        images=images,
+        images=row.images,
         groups=groups,
-        question=str(record["question"]),
-        answer_text=str(record["answer"]),
+        question=row.question,
+        answer_text=row.answer,
     )
 
 
-def _read_jsonl(path: Path, root: Path | None, with_images: bool) -> list[Question]:
-    questions = []
-    base = root if root is not None else path.parent
-    for _, where, record in iter_jsonl(path):
-        require(record, FIELDS, where)
-        images = resolve_images(record["image"], base, where, check=with_images) if with_images else ()
-        questions.append(_question(record, where, images))
-    return questions
-
-
-def _image_counts(path: Path) -> list[int]:
-    """Images per row, read one row group at a time so a shard's pixels are never all in memory."""
-    import pyarrow.parquet as pq
-
-    file, counts = pq.ParquetFile(path), []
-    for group in range(file.num_row_groups):
-        for cell in file.read_row_group(group, columns=["image"]).column(0).to_pylist():
-            counts.append(len(cell) if isinstance(cell, list) else 1)
-    return counts
-
-
-def _read_parquet(path: Path, with_images: bool) -> list[Question]:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:  # pragma: no cover - pyarrow is a dependency; this guards a broken install
-        raise ValueError("reading XLRS parquet shards needs pyarrow (pip install pyarrow)") from None
-    names = pq.read_schema(path).names
-    missing = [f for f in FIELDS if f not in names]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(repr(f) for f in missing)}")
-    columns = [c for c in (*FIELDS, "l2-category") if c in names and c != "image"]
-    rows = pq.read_table(path, columns=columns).to_pylist()
-    counts = _image_counts(path) if with_images else [0] * len(rows)
-    return [
-        _question(
-            {**row, "image": None},
-            f"{path}: row {i}",
-            tuple(ParquetImage(str(path), i, "image", k) for k in range(counts[i])),
-        )
-        for i, row in enumerate(rows)
-    ]
+def assign_ids(rows: list[XLRSRow]) -> tuple[list, str | None]:
+    """`index` where every index is distinct, else `"<category>#<index>"` for every row (and a note)."""
+    keys = [question_key(row.index) for row in rows]
+    if len(set(keys)) == len(keys):
+        return [row.index for row in rows], None
+    ids, first = [], {}
+    for row in rows:
+        qid = f"{row.category}#{row.index}"
+        if qid in first:
+            raise ValueError(
+                f"{row.where}: category {row.category!r} has index {row.index!r} twice (first at {first[qid]}); "
+                "questions could not be told apart"
+            )
+        first[qid] = row.where
+        ids.append(qid)
+    return ids, "XLRS index repeats across categories: questions are identified as '<category>#<index>'"
 
 
 def load_xlrs(path, images=None, *, with_images: bool = True) -> Benchmark:
     path = Path(path)
     if not path.exists():
         raise ValueError(f"XLRS data {path} does not exist")
-    files = [path] if path.is_file() else sorted([*path.rglob("*.jsonl"), *path.rglob("*.parquet")])
-    suffixes = {f.suffix for f in files}
-    if not files or not suffixes <= {".jsonl", ".parquet"}:
-        raise ValueError(f"no XLRS .jsonl or .parquet files in {path}")
-    if len(suffixes) > 1:
-        raise ValueError(f"{path} holds both .jsonl and .parquet files; point the data path at one layout")
+    files = _files(path)
     root = image_root(images, path) if images is not None else None
-    questions = []
-    for file in files:
-        questions += (
-            _read_jsonl(file, root, with_images) if file.suffix == ".jsonl" else _read_parquet(file, with_images)
-        )
+    rows = [row for file in files for row in _read(file, root, with_images)]
+    if not rows:
+        raise ValueError(f"no XLRS questions in {path}")
+    ids, note = assign_ids(rows)
+    questions = [_question(row, qid) for row, qid in zip(rows, ids)]
     check_unique(questions, str(path))
-    return Benchmark("xlrs", path, questions, files, images_root=root)
+    return Benchmark("xlrs", path, questions, files, images_root=root, notes=[note] if note else [])
 
 
-def summarise(pairs) -> tuple[dict, dict]:
+# -- scores ------------------------------------------------------------------------------------
+def _lmms_subtask(question: Question) -> str:
+    return "/".join(question.groups["subtask"].split("/")[:2])
+
+
+def _macro_lmms_eval(pairs) -> tuple[float, dict]:
+    subtasks = group_stats(pairs, _lmms_subtask)
+    known = {k: v for k, v in subtasks.items() if k in TASK_PAIRS}
+    macro = sum(known[t]["accuracy"] if t in known else 0.0 for t in TASK_PAIRS) / len(TASK_PAIRS)
+    info = {}
+    absent = [t for t in TASK_PAIRS if t not in known]
+    if absent:
+        info["partial_run"] = {
+            "subtasks_scored": len(known),
+            "subtasks_absent": absent,
+            "note": f"macro_lmms_eval counts the {len(absent)} absent sub-task(s) as 0",
+        }
+    unknown = sorted(set(subtasks) - set(TASK_PAIRS))
+    if unknown:
+        info["unknown_subtasks"] = {
+            "subtasks": unknown,
+            "note": "lmms-eval's XLRS task rejects these categories; they are left out of macro_lmms_eval",
+        }
+    return macro, info
+
+
+def summarise(pairs) -> tuple[dict, dict, dict]:
     subtasks = group_stats(pairs, lambda q: q.groups["subtask"])
     groups = {"subtask": subtasks, "task": group_stats(pairs, lambda q: q.groups["task"])}
     if any("l2-category" in q.groups for q, _ in pairs):
         groups["l2-category"] = group_stats(pairs, lambda q: q.groups.get("l2-category"))
-    return {"micro": micro(pairs), "macro": mean_accuracy(subtasks)}, groups
+    macro_lmms, extra = _macro_lmms_eval(pairs)
+    metrics = {"micro": micro(pairs), "macro": mean_accuracy(subtasks), "macro_lmms_eval": macro_lmms}
+    if pairs and all("l2-category" in q.groups for q, _ in pairs):
+        vlmevalkit = group_stats(pairs, lambda q: f"{q.groups['subtask']}/{q.groups['l2-category']}")
+        metrics["macro_vlmevalkit"] = mean_accuracy(vlmevalkit)
+    else:
+        metrics["macro_vlmevalkit"] = None
+        extra["macro_vlmevalkit"] = "not computed: VLMEvalKit groups by l2-category, which some questions lack"
+    return metrics, groups, {"metric_definitions": METRIC_DEFINITIONS, **extra}
+
+
+def official_judge(benchmark: Benchmark) -> Callable[[Question, str | None], Outcome]:
+    """lmms-eval's judgement: its letter extraction, then `set(letters) == set(answer as stored)`."""
+
+    def judge(question: Question, text: str | None) -> Outcome:
+        if text is None:
+            return MISSING
+        letters = extract_official_letters(text, XLRS_PREFIXES)
+        correct = official_choice_correct(letters, question.answer_text)
+        return Outcome("official" if letters else "unparseable", format_letters(letters) or None, correct)
+
+    return judge
