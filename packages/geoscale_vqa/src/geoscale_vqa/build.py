@@ -8,9 +8,12 @@ Layout of OUT:
     OUT/.geoscale/                   build state: the plan, the completed-shards log of each part
 
 A shard job is written to a temporary name and renamed once complete, then recorded in the
-completed-shards log (fsynced). `resume=True` skips jobs whose shard exists and is in the log and
-redoes the rest; since a job's bytes depend only on the plan, the result equals an uninterrupted
-build whatever the worker count and wherever the interruption fell.
+completed-shards log (fsynced) with its size, sha256, plan digest and input digest. `resume=True` skips
+jobs whose shard is in the log and still verifies (same size and sha256, same plan, input files unchanged:
+`plan.inputs_digest`) and redoes the rest, saying which shards it rebuilds and why; since a job's bytes
+depend only on the plan, the result equals an uninterrupted build whatever the worker count and wherever
+the interruption fell. Damaged state files are never trusted: a torn or garbled log line only means its
+shard is rebuilt.
 """
 
 from __future__ import annotations
@@ -24,11 +27,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__
-from .manifest import STATE_DIR, BuildError, add_sample_stats, empty_stats, merge_parts, write_json_atomic
+from .inputs import ReadLimits
+from .manifest import (
+    STATE_DIR,
+    BuildError,
+    add_sample_stats,
+    empty_stats,
+    is_shard_record,
+    merge_parts,
+    write_json_atomic,
+)
 from .pipeline import SampleSettings, make_sample
 from .plan import Plan, ShardJob, make_plan
 from .qa.templates import TEMPLATE_TYPES
-from .shards import TMP_MARK, write_shard
+from .shards import TMP_MARK, sha256_file, write_shard
 from .sources import SourceSpec, parse_source
 
 __all__ = ["BuildError", "BuildResult", "build", "merge_parts", "parse_part", "print_summary"]
@@ -47,6 +59,7 @@ class BuildResult:
     items_processed: int = 0
     rejects_this_run: int = 0
     per_source: dict = field(default_factory=dict)
+    shards_redone: dict = field(default_factory=dict)  # {shard: why its logged copy was not trusted}
 
 
 def _part_tag(part: int, parts: int) -> str:
@@ -104,6 +117,7 @@ def run_job(job: ShardJob, report=None) -> dict:
         "qa": sum(len(s.record["qa"]) for s in samples),
         "bytes": size,
         "sha256": sha,
+        "inputs": job.inputs,
         "stats": stats,
         "rejects": rejects,
     }
@@ -112,26 +126,53 @@ def run_job(job: ShardJob, report=None) -> dict:
 # ------------------------------------------------------------------------------------------ main side
 
 
-def _load_done(log: Path, out: Path, jobs: dict[str, ShardJob]) -> dict[str, dict]:
-    """Completed shards from the log whose file still exists with the recorded size.
-
-    A torn last line (killed while appending) is ignored: that shard is simply rebuilt.
-    """
-    done = {}
-    if not log.exists():
-        return done
-    for line in log.read_text(encoding="utf-8").splitlines():
+def _read_log(log: Path) -> list[dict]:
+    """The records of a completed-shards log; torn or garbled lines (a kill mid-append) are skipped."""
+    records = []
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines() if log.exists() else []:
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
             continue
-        path = out / record.get("name", "")
-        if record.get("name") in jobs and path.is_file() and path.stat().st_size == record.get("bytes"):
+        if is_shard_record(record):
+            records.append(record)
+    return records
+
+
+def _why_redo(record: dict, out: Path, job: ShardJob, digest: str) -> str | None:
+    """None when the logged shard can be kept, else the reason it is rebuilt."""
+    path = out / record["name"]
+    if record.get("plan") != digest:
+        return "logged by another plan"
+    if record.get("inputs") != job.inputs:
+        return "its input files changed (size, mtime or content)"
+    if not path.is_file():
+        return "the shard file is missing"
+    if path.stat().st_size != record.get("bytes"):
+        return "the shard has the wrong size"
+    if sha256_file(path) != record.get("sha256"):
+        return "the shard's sha256 does not match the log (changed or damaged since it was written)"
+    return None
+
+
+def _load_done(log: Path, out: Path, jobs: dict[str, ShardJob], digest: str) -> tuple[dict[str, dict], dict]:
+    """({name: record} of the logged shards that verify, {name: reason} of those that do not)."""
+    done, redo = {}, {}
+    for record in _read_log(log):
+        job = jobs.get(record["name"])
+        if job is None:
+            continue
+        why = _why_redo(record, out, job, digest)
+        if why is None:
             done[record["name"]] = record
-    return done
+            redo.pop(record["name"], None)
+        elif record["name"] not in done:
+            redo[record["name"]] = why
+    return done, redo
 
 
-def _prepare_state(out: Path, plan: Plan, part: int, parts: int, resume: bool) -> tuple[Path, Path]:
+def _prepare_state(out: Path, plan: Plan, part: int, parts: int, resume: bool) -> tuple[Path, Path, bool]:
+    """(state folder, completed-shards log, whether the previous plan file was damaged)."""
     state = out / STATE_DIR
     tag = _part_tag(part, parts)
     plan_file = state / f"{tag}.plan.json"
@@ -140,9 +181,13 @@ def _prepare_state(out: Path, plan: Plan, part: int, parts: int, resume: bool) -
             raise BuildError(f"{out} already holds a build; pass --resume to continue it or choose another --out")
         if parts == 1 and any(out.iterdir()):
             raise BuildError(f"{out} is not empty; choose an empty or new --out")
+    previous = None
     if plan_file.exists():
-        previous = json.loads(plan_file.read_text(encoding="utf-8"))
-        if previous.get("digest") != plan.digest:
+        try:
+            previous = json.loads(plan_file.read_text(encoding="utf-8"))["digest"]
+        except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError):
+            previous = False  # damaged: every logged shard is checked against this plan's digest instead
+        if previous and previous != plan.digest:
             raise BuildError(
                 f"the inputs or settings changed since {out} was started (plan digest differs); "
                 "resume needs the same sources, seed and options, or start a new --out"
@@ -159,7 +204,7 @@ def _prepare_state(out: Path, plan: Plan, part: int, parts: int, resume: bool) -
             "builder": __version__,
         },
     )
-    return state, state / f"{tag}.done.jsonl"
+    return state, state / f"{tag}.done.jsonl", previous is False
 
 
 def _remove_own_tmp(out: Path, jobs: list[ShardJob], tag: str, parts: int) -> None:
@@ -263,12 +308,17 @@ def build(
     teacher=None,
     resume: bool = False,
     part: tuple[int, int] = (0, 1),
+    max_pixels: int = ReadLimits.max_pixels,
+    max_file_bytes: int = ReadLimits.max_file_bytes,
+    allow_outside_root: bool = False,
     console=None,
 ) -> BuildResult:
     """Build (or resume, or build one part of) a GeoScale-VQA corpus in `out`.
 
     `sources` are `KIND=ARG` strings or `SourceSpec`s; `teacher` a `qa.teacher.TeacherConfig` or None;
     `part=(i, N)` builds every N-th shard job starting at i and leaves the manifest to `merge_parts`.
+    Files are read only inside each source's folder (unless `allow_outside_root`), only if regular and at
+    most `max_file_bytes` long, and images only up to `max_pixels`; anything else is a reject.
     With a rich `console`, shows a progress bar and prints a summary table.
     """
     started = time.monotonic()
@@ -287,19 +337,25 @@ def build(
     settings = SampleSettings(
         seed=seed, templates=templates, max_template_qa=max_template_qa, max_side=max_side, teacher=teacher,
         template_types=None if template_types is None else tuple(sorted(set(template_types))),
+        limits=ReadLimits(max_file_bytes=max_file_bytes, max_pixels=max_pixels, allow_outside_root=allow_outside_root),
     )  # fmt: skip
     out = Path(out)
     if console is not None:
         console.print(f"planning {', '.join(map(str, specs))} ...")
     plan = make_plan(specs, shard_size=shard_size, settings=settings, synthetic_size=synthetic_size)
-    state, log = _prepare_state(out, plan, index, parts, resume)
+    state, log, damaged_plan = _prepare_state(out, plan, index, parts, resume)
     my_jobs = plan.part_jobs(index, parts)
     _remove_own_tmp(out, my_jobs, _part_tag(index, parts), parts)
-    done = _load_done(log, out, {j.name: j for j in my_jobs}) if resume else {}
+    done, redo = _load_done(log, out, {j.name: j for j in my_jobs}, plan.digest) if resume else ({}, {})
     # Start the log afresh with the records that hold, so a torn last line never swallows the next one.
     write_json_atomic(log, sorted(done.values(), key=lambda r: r["index"]), lines=True)
     todo = [j for j in my_jobs if j.name not in done]
     if console is not None:
+        if damaged_plan:
+            console.print(f"[yellow]warning:[/yellow] {log.parent} held a damaged plan file; rewritten, and every "
+                          "logged shard checked against the current plan")  # fmt: skip
+        for name, why in sorted(redo.items()):
+            console.print(f"[yellow]rebuilding[/yellow] {name}: {why}")
         console.print(
             f"{sum(len(j.items) for j in plan.jobs)} images in {len(plan.jobs)} shards, "
             f"{len(plan.rejects)} inputs rejected while planning; this run: {len(todo)} shards "
@@ -312,11 +368,13 @@ def build(
         elapsed_s=0.0,
         shards_built=0,
         shards_skipped=len(my_jobs) - len(todo),
+        shards_redone=redo,
     )
 
     with open(log, "a", encoding="utf-8") as log_file:
 
         def on_record(record):
+            record["plan"] = plan.digest
             log_file.write(json.dumps(record, sort_keys=True) + "\n")
             log_file.flush()
             os.fsync(log_file.fileno())
@@ -339,8 +397,8 @@ def build(
         "plan_rejects": [r.to_json() for r in plan.rejects] if index == 0 else [],
     }
     write_json_atomic(state / f"{_part_tag(index, parts)}.json", part_record)
-    if parts == 1:
-        result.manifest = merge_parts(out)
+    if parts == 1:  # every shard was just written or verified: no need to hash them all again
+        result.manifest = merge_parts(out, verify=False)
     result.elapsed_s = time.monotonic() - started
     if console is not None:
         print_summary(result, console)

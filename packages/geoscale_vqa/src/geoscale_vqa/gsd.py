@@ -1,9 +1,10 @@
 """Ground sampling distance: validation, parsing, GeoTIFF tags and the effective GSD after resizing.
 
-Every GSD that enters the corpus passes through `validate_gsd`, so NaN, inf, 0 and negatives never reach
-a sample. GeoTIFF tags are read with Pillow (no GDAL): ModelPixelScale (33550) or ModelTransformation
-(34264) give the pixel size in CRS units, the GeoKeyDirectory (34735) says what those units are, and a
-geographic CRS (degrees) is converted to metres at the latitude of the image centre.
+Every GSD that enters the corpus passes through `validate_gsd`, so NaN, inf, 0, negatives and values no
+pixel can have (below a micrometre, above the Earth's circumference) never reach a sample. GeoTIFF tags
+are read with Pillow (no GDAL): ModelPixelScale (33550) or ModelTransformation (34264) give the pixel size
+in CRS units, the GeoKeyDirectory (34735) says what those units are, and a geographic CRS (degrees) is
+converted to metres at the latitude of the image centre.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PLAUSIBLE_RANGE_M = (0.01, 10_000.0)
+# Hard limits: a pixel finer than a micrometre or wider than the Earth's circumference is no ground sampling
+# distance, and beyond them the arithmetic of footprints and templates overflows (1e308 m * 512 px = inf).
+POSSIBLE_RANGE_M = (1e-6, 4.0e7)
 
 # How the GSD of a sample was obtained (the `gsd_origin` field of a sample).
 ORIGIN_METADATA = "metadata"  # a per-image field of the source (DOTA header, fMoW JSON, a manifest)
@@ -42,7 +46,7 @@ _WGS84_E2 = 6.69437999014e-3
 
 
 class GSDError(ValueError):
-    """A GSD that is missing, not a number, not finite or not positive."""
+    """A GSD that is missing, not a number, not finite, not positive or outside `POSSIBLE_RANGE_M`."""
 
 
 class ImplausibleGSDWarning(UserWarning):
@@ -67,6 +71,11 @@ def validate_gsd(value, *, what: str = "GSD", warn: bool = True) -> float:
         raise GSDError(f"{what} must be finite, got {gsd}")
     if gsd <= 0:
         raise GSDError(f"{what} must be > 0 m, got {gsd}")
+    if not POSSIBLE_RANGE_M[0] <= gsd <= POSSIBLE_RANGE_M[1]:
+        raise GSDError(
+            f"{what} must lie between {POSSIBLE_RANGE_M[0]:g} m and {POSSIBLE_RANGE_M[1]:g} m (the Earth's "
+            f"circumference), got {gsd:g}"
+        )
     if warn and not is_plausible(gsd):
         warnings.warn(
             f"{what} = {gsd} m is outside the plausible range {PLAUSIBLE_RANGE_M[0]} m - "

@@ -14,7 +14,7 @@ from pathlib import Path
 from . import __version__
 from .gsd import is_plausible
 from .records import SCHEMA
-from .shards import TMP_MARK, fsync_dir
+from .shards import TMP_MARK, fsync_dir, sha256_file
 
 STATE_DIR = ".geoscale"
 HIST_EDGES = [round(-2 + 0.25 * i, 2) for i in range(25)]  # log10(GSD / m) from 0.01 m to 10 km
@@ -102,15 +102,56 @@ def _sorted(table: dict) -> dict:
     return {k: table[k] for k in sorted(table)}
 
 
-def merge_parts(out: str | os.PathLike) -> dict:
+SHARD_FIELDS = {"index": int, "name": str, "split": str, "items": int, "samples": int, "qa": int, "bytes": int,
+                "sha256": str, "stats": dict, "rejects": list}  # fmt: skip
+
+
+def is_shard_record(record) -> bool:
+    """Whether a completed-shard record (done log, part file) has every field with its type."""
+    return isinstance(record, dict) and all(isinstance(record.get(k), t) for k, t in SHARD_FIELDS.items())
+
+
+_PART_FIELDS = {"digest": str, "config": dict, "part": int, "parts": int, "jobs": int, "shards": list,
+                "plan_rejects": list}  # fmt: skip
+
+
+def _read_part(path: Path) -> dict:
+    """One part record; a damaged one is a BuildError naming the file (its part must be run again)."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(record, dict):
+            raise ValueError(f"expected an object, got {type(record).__name__}")
+        bad = [k for k, t in _PART_FIELDS.items() if not isinstance(record.get(k), t)]
+        if bad:
+            raise ValueError(f"missing or malformed {', '.join(bad)}")
+        if not all(is_shard_record(shard) for shard in record["shards"]):
+            raise ValueError("a malformed shard record")
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise BuildError(f"build state file {path} is damaged ({err}); run that part again with --resume") from None
+    return record
+
+
+def _check_shard(out: Path, shard: dict, verify: bool) -> None:
+    path = out / shard["name"]
+    if not path.is_file() or path.stat().st_size != shard["bytes"]:
+        raise BuildError(f"shard {path} is missing or has the wrong size; resume its part")
+    if verify and sha256_file(path) != shard["sha256"]:
+        raise BuildError(
+            f"shard {path} does not match its recorded sha256 (changed or damaged since it was written); "
+            "run its part again with --resume to rebuild it"
+        )
+
+
+def merge_parts(out: str | os.PathLike, *, verify: bool = True) -> dict:
     """Merge the part records in `out/.geoscale` into `out/manifest.json` and `out/rejects.jsonl`.
 
-    Checks that every part of one plan is present and that together they cover each shard job once.
+    Checks that every part of one plan is present, that together they cover each shard job once and
+    (with `verify`) that every shard still has the sha256 recorded when it was written.
     Returns the manifest. For a single-machine build this runs automatically at the end.
     """
     out = Path(out)
     state = out / STATE_DIR
-    records = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(state.glob("part-*-of-*[0-9].json"))]
+    records = [_read_part(p) for p in sorted(state.glob("part-*-of-*[0-9].json"))]
     if not records:
         raise BuildError(f"no completed parts in {state}; build the parts (--part i/N) first")
     parts = {r["parts"] for r in records}
@@ -130,9 +171,7 @@ def merge_parts(out: str | os.PathLike) -> dict:
     if [s["index"] for s in shards] != list(range(n_jobs)):
         raise BuildError(f"the parts cover {len(shards)} of {n_jobs} shard jobs; resume the unfinished parts")
     for s in shards:
-        path = out / s["name"]
-        if not path.is_file() or path.stat().st_size != s["bytes"]:
-            raise BuildError(f"shard {path} is missing or has the wrong size; resume its part")
+        _check_shard(out, s, verify)
 
     totals = empty_stats()
     rejects = [rj for r in sorted(records, key=lambda r: r["part"]) for rj in r["plan_rejects"]]

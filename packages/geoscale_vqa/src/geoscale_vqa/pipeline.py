@@ -8,19 +8,20 @@ source makes GSD optional (LLaVA instruction data).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
 import random
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from . import gsd as gsdlib
+from .inputs import InputError, ReadLimits, read_bytes
 from .qa.templates import template_qa
-from .records import QA, SCHEMA, Item, Reject
+from .records import QA, SCHEMA, Item, Reject, error_text
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class SampleSettings:
     template_types: tuple[str, ...] | None = None  # keep only these template QA types (None: all)
     max_side: int | None = None  # downscale larger images (area averaging) and scale the GSD with them
     teacher: object | None = None  # a `qa.teacher.TeacherConfig`
+    limits: ReadLimits = ReadLimits()  # what may be read: source folder only, file size, pixel count
 
 
 @dataclass
@@ -52,26 +54,48 @@ class _Skip(Exception):
         self.reason, self.detail, self.path = reason, detail, path
 
 
-def _open_verified(data: bytes, path: str) -> Image.Image:
-    """Decode fully (a truncated or corrupt file fails here, not in a training job)."""
+@contextlib.contextmanager
+def _own_pixel_cap():
+    """Our `max_pixels` instead of Pillow's global bomb check (a warning above 89 MP, an error above 179 MP)."""
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
     try:
-        img = Image.open(io.BytesIO(data))
-        img.load()
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def _open_verified(data: bytes, path: str, max_pixels: int) -> Image.Image:
+    """Decode fully (a truncated or corrupt file fails here, not in a training job), after checking the
+    pixel count in the header: an image over `max_pixels` is rejected before its pixels are decoded."""
+    try:
+        with _own_pixel_cap():
+            img = Image.open(io.BytesIO(data))
+            width, height = img.size
+            if width * height > max_pixels:
+                detail = f"{width} × {height} = {width * height:,} pixels, the limit is {max_pixels:,}"
+                raise _Skip("image too large", detail, path)
+            img.load()
         return img
-    except Image.DecompressionBombError as err:
-        raise _Skip("image too large", str(err), path) from None
+    except _Skip:
+        raise
     except Exception as err:  # PIL raises many types for corrupt data; all mean "unusable"
-        raise _Skip("unreadable image", f"{type(err).__name__}: {err}", path) from None
+        raise _Skip("unreadable image", error_text(err), path) from None
 
 
-def _read(paths: list[str]) -> tuple[bytes, str]:
+def _read(paths: list[str], root: str | None, limits: ReadLimits) -> tuple[bytes, str]:
+    """The bytes of the first candidate that exists, read through `inputs.read_bytes` (confined, bounded)."""
+    if root is None and not limits.allow_outside_root:
+        raise _Skip("path outside the source folder", "the source names no folder to read from", paths[0])
     for path in paths:
         try:
-            return Path(path).read_bytes(), path
+            return read_bytes(
+                path, root=root, max_bytes=limits.max_file_bytes, allow_outside=limits.allow_outside_root
+            ), path
         except FileNotFoundError:
             continue
-        except OSError as err:
-            raise _Skip("unreadable file", str(err), path) from None
+        except InputError as err:
+            raise _Skip(err.reason, err.detail, path) from None
     raise _Skip("missing file", None, paths[0] if len(paths) == 1 else " | ".join(paths))
 
 
@@ -85,19 +109,19 @@ def _to_8bit(img: Image.Image) -> Image.Image:
     return img if img.mode == "RGB" else img.convert("RGB")
 
 
-def _load_file(image: dict):
-    data, path = _read(image["path"])
-    img = _open_verified(data, path)
+def _load_file(image: dict, root: str | None, limits: ReadLimits):
+    data, path = _read(image["path"], root, limits)
+    img = _open_verified(data, path, limits.max_pixels)
     keep = img.format in ("PNG", "JPEG") and img.mode in ("RGB", "L")
     geo = gsdlib.gsd_from_geotiff(img) if img.format == "TIFF" else None
     return img, (data if keep else None), geo, {}
 
 
-def _load_bands(image: dict):
+def _load_bands(image: dict, root: str | None, limits: ReadLimits):
     arrays, geo = [], None
     for path in image["bands"]:
-        data, path = _read([path])
-        img = _open_verified(data, path)
+        data, path = _read([path], root, limits)
+        img = _open_verified(data, path, limits.max_pixels)
         if geo is None and img.format == "TIFF":
             geo = gsdlib.gsd_from_geotiff(img)
         arrays.append(np.asarray(img, dtype=np.float64))
@@ -107,7 +131,7 @@ def _load_bands(image: dict):
     return Image.fromarray(np.rint(rgb).astype(np.uint8), "RGB"), None, geo, {}
 
 
-def _load_synthetic(image: dict):
+def _load_synthetic(image: dict, root: str | None, limits: ReadLimits):
     from .synthetic import make_scene, render
 
     spec = image["synthetic"]
@@ -139,12 +163,24 @@ def template_rng(seed: int, item: Item) -> random.Random:
 
 
 def make_sample(item: Item, settings: SampleSettings, teacher=None) -> tuple[Sample | None, list[Reject]]:
-    """The sample for `item` (or None) and the rejects met on the way (bad QA, malformed teacher output)."""
+    """The sample for `item` (or None) and the rejects met on the way (bad QA, malformed teacher output).
+
+    Never raises for one item (img2dataset's rule: a sample fails, the build goes on): an error nobody
+    foresaw becomes an "unexpected error" reject naming the exception.
+    """
+    try:
+        return _make_sample(item, settings, teacher)
+    except Exception as err:
+        detail = error_text(err)
+        return None, [Reject(item.source, "unexpected error", split=item.split, image_id=item.image_id, detail=detail)]
+
+
+def _make_sample(item: Item, settings: SampleSettings, teacher=None) -> tuple[Sample | None, list[Reject]]:
     where = {"split": item.split, "image_id": item.image_id}
     try:
         kind = "synthetic" if "synthetic" in item.image else "bands" if "bands" in item.image else "path"
         loader = {"path": _load_file, "bands": _load_bands, "synthetic": _load_synthetic}[kind]
-        img, original, geo, scene_labels = loader(item.image)
+        img, original, geo, scene_labels = loader(item.image, item.root, settings.limits)
         gsd_m, gsd_origin = _resolve_gsd(item, geo)
         if gsd_m is not None:
             gsd_m = gsdlib.validate_gsd(gsd_m, what="GSD", warn=False)

@@ -4,6 +4,11 @@ The plan depends only on the sources, the seed and the shard size, never on the 
 machines, so shard `train-000007.tar` holds the same samples in every build. Items are shuffled per
 split with the build seed (each shard mixes sources and GSDs, which training wants) and then cut into
 jobs of `shard_size` items. `--part i/N` takes every N-th job, so parts are disjoint and complete.
+
+Two digests guard `--resume`: the plan digest (settings, every item's path, labels and QA) must match
+for a build to continue at all, and is what the parts of one build share; each job's `inputs` digest
+(size, mtime and, for small files, the sha256 of every file it reads: `inputs.fingerprint`) is recorded
+with its shard, so a shard whose input files changed since it was written is rebuilt.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import random
 import re
 from dataclasses import asdict, dataclass, field
 
+from .inputs import fingerprint, first_existing
 from .pipeline import SampleSettings
 from .records import Item, Reject
 from .sources import SourceOptions, SourceSpec, get_adapter
@@ -27,6 +33,7 @@ class ShardJob:
     split: str
     name: str  # relative path under OUT: "<split>/<split>-000003.tar"
     items: list[Item]
+    inputs: str = ""  # digest of the fingerprints of every file its items read
 
 
 @dataclass
@@ -67,8 +74,26 @@ def _item_fingerprint(item: Item) -> bytes:
         item.gsd_required,
         [q.to_json() for q in item.qa],
         item.labels,
+        item.root,
     ]
     return json.dumps(content, sort_keys=True, default=str).encode() + b"\0"
+
+
+def _files(item: Item) -> list[str]:
+    if "path" in item.image:
+        found = first_existing(item.image["path"])
+        return [found or item.image["path"][0]]
+    return list(item.image.get("bands", []))
+
+
+def inputs_digest(items: list[Item], allow_outside: bool) -> str:
+    """What the files of `items` are now (see `inputs.fingerprint`), as one digest."""
+    digest = hashlib.sha256()
+    for item in items:
+        for path in _files(item):
+            stamp = fingerprint(path, root=item.root, allow_outside=allow_outside)
+            digest.update(json.dumps([path, stamp]).encode() + b"\0")
+    return digest.hexdigest()
 
 
 def make_plan(
@@ -81,7 +106,7 @@ def make_plan(
     if shard_size <= 0:
         raise ValueError(f"shard_size must be positive, got {shard_size}")
     settings = settings or SampleSettings()
-    options = SourceOptions(seed=settings.seed, synthetic_size=synthetic_size)
+    options = SourceOptions(seed=settings.seed, synthetic_size=synthetic_size, limits=settings.limits)
     plan = Plan(sources=list(sources), shard_size=shard_size, settings=settings, options=options)
     by_split: dict[str, list[Item]] = {}
     seen: set[str] = set()
@@ -113,7 +138,8 @@ def make_plan(
         for start in range(0, len(items), shard_size):
             chunk = items[start : start + shard_size]
             name = f"{split}/{split}-{start // shard_size:06d}.tar"
-            plan.jobs.append(ShardJob(index=len(plan.jobs), split=split, name=name, items=chunk))
+            inputs = inputs_digest(chunk, settings.limits.allow_outside_root)
+            plan.jobs.append(ShardJob(index=len(plan.jobs), split=split, name=name, items=chunk, inputs=inputs))
             digest.update(name.encode())
             for item in chunk:
                 digest.update(_item_fingerprint(item))

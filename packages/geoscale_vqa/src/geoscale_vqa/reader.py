@@ -3,10 +3,11 @@
     ds = geoscale_dataset("corpus", split="train", mode="conversation", tiers={"object", "scale"})
     loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=4)
 
-Shards are split first across ranks (explicit `rank`/`world_size`, else torch.distributed, else the
-RANK/WORLD_SIZE environment) and then across DataLoader workers, so each sample is read by exactly one
-(rank, worker) pair per epoch. That needs at least world_size × num_workers shards to keep everyone
-busy; with fewer, some readers get nothing (never duplicates).
+Every sample is read by exactly one reader, a (rank, DataLoader worker) pair, per epoch (ranks from the
+explicit `rank`/`world_size`, else torch.distributed, else the RANK/WORLD_SIZE environment): with at
+least world_size × num_workers shards, readers split the shards; with fewer (a small corpus on many
+ranks), every reader streams every shard and keeps every (world_size × num_workers)-th sample, so the
+readers together still see exactly the samples one process would.
 
 Modes: "sample" yields one dict per image with its (filtered) `qa` list; "qa" one dict per QA pair;
 "conversation" one dict per conversation of at most `max_turns` QA (every QA is used; the image in the
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import io
 import json
-import warnings
+import random
 from collections.abc import Iterable
 from itertools import islice
 from pathlib import Path
@@ -31,6 +32,23 @@ IMAGE_EXTS = ("png", "jpg", "jpeg", "tif", "tiff", "webp")
 MODES = ("sample", "qa", "conversation")
 
 
+def read_manifest(corpus) -> dict:
+    """`corpus/manifest.json`, checked enough to use: a damaged one is a ValueError naming the file."""
+    path = Path(corpus) / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        shards = manifest["shards"]
+        if not all(isinstance(s, dict) and isinstance(s.get("path"), str) and "split" in s for s in shards):
+            raise ValueError("a malformed shard entry")
+        counts = manifest["counts"]
+        if not all(isinstance(counts.get(k), dict) for k in ("by_source", "by_split")):
+            raise ValueError("malformed counts")
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError) as err:
+        raise ValueError(f"corpus manifest {path} is damaged ({type(err).__name__}: {err}); "
+                         "rebuild it with build-data --resume (or --merge-parts)") from None  # fmt: skip
+    return manifest
+
+
 def shard_urls(source, split: str | Iterable[str] | None = None) -> list[str]:
     """Shard paths of a corpus: OUT (via its manifest, or its split folders), one .tar, or a list of them."""
     if isinstance(source, (list, tuple)):
@@ -38,24 +56,70 @@ def shard_urls(source, split: str | Iterable[str] | None = None) -> list[str]:
     path = Path(source)
     splits = {split} if isinstance(split, str) else set(split) if split is not None else None
     if path.is_dir():
-        manifest = path / "manifest.json"
-        if manifest.exists():
-            shards = json.loads(manifest.read_text(encoding="utf-8"))["shards"]
+        if (path / "manifest.json").exists():
+            shards = read_manifest(path)["shards"]
             return [str(path / s["path"]) for s in shards if splits is None or s["split"] in splits]
         return sorted(str(p) for p in path.glob("*/*.tar") if splits is None or p.parent.name in splits)
     return [str(source)]  # a single shard or a brace pattern for webdataset
 
 
-def _node_splitter(rank: int | None, world_size: int | None):
-    def split_by_rank(src):
+def corpus_problem(corpus, split: str | None = None, sources: Iterable[str] | None = None) -> tuple[str, str] | None:
+    """Why a corpus folder cannot give samples of `split` from `sources`, as (what, message) with what in
+    "empty", "split", "sources"; None when it can, or when it has no manifest to tell. Counts come from
+    the manifest; nothing is decoded."""
+    if not (Path(corpus) / "manifest.json").exists():
+        return None
+    counts = read_manifest(corpus)["counts"]
+    have = lambda table: {k: v["samples"] for k, v in counts[table].items() if v.get("samples")}  # noqa: E731
+    by_source, by_split = have("by_source"), have("by_split")
+    listed = lambda table: ", ".join(f"{k} ({n})" for k, n in sorted(table.items())) or "none"  # noqa: E731
+    if not by_split:
+        return "empty", f"corpus {corpus} holds no samples (its rejects.jsonl says why every input was rejected)"
+    if split is not None and split not in by_split:
+        return "split", f"corpus {corpus} has no samples in split {split!r}; its splits: {listed(by_split)}"
+    missing = sorted(set(sources or ()) - set(by_source))
+    if missing:
+        return "sources", (
+            f"corpus {corpus} has no samples from source(s) {', '.join(missing)}; its sources: {listed(by_source)}"
+        )
+    return None
+
+
+def _reader_slot(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    """(this reader's index, number of readers): one reader per (rank, DataLoader worker)."""
+    from webdataset.utils import pytorch_worker_info
+
+    r, w, worker, workers = pytorch_worker_info()
+    if rank is not None:
         r, w = rank, world_size
-        if r is None or w is None:
-            from webdataset.utils import pytorch_worker_info
+    return r * workers + worker, w * workers
 
-            r, w, _, _ = pytorch_worker_info()
-        yield from islice(src, r, None, w) if w > 1 else src
 
-    return split_by_rank
+def _shard_splitter(n_shards: int, rank, world_size, shuffle: bool, seed: int):
+    """Shards for this reader: its share when there are enough shards to go round, else all of them
+    (in order, so every reader sees the samples in the same sequence for `_sample_splitter`)."""
+
+    def split(urls):
+        reader, readers = _reader_slot(rank, world_size)
+        if n_shards < readers:
+            yield from urls
+            return
+        mine = list(islice(urls, reader, None, readers))
+        if shuffle:
+            random.Random(seed).shuffle(mine)
+        yield from mine
+
+    return split
+
+
+def _sample_splitter(n_shards: int, rank, world_size):
+    """Every readers-th sample for this reader when the shards were too few to split."""
+
+    def split(samples):
+        reader, readers = _reader_slot(rank, world_size)
+        yield from samples if n_shards >= readers else islice(samples, reader, None, readers)
+
+    return split
 
 
 def decode_sample(raw: dict) -> dict:
@@ -149,16 +213,15 @@ def geoscale_dataset(
     urls = shard_urls(source, splits)
     if not urls:
         raise ValueError(f"no shards found in {source} for split {split!r}")
-    if world_size is not None and len(urls) < world_size:
-        warnings.warn(f"{len(urls)} shards for {world_size} ranks: some ranks will read nothing", stacklevel=2)
     ds = wds.WebDataset(
         urls,
-        shardshuffle=100 if shuffle_shards else False,
-        nodesplitter=_node_splitter(rank, world_size),
-        workersplitter=wds.split_by_worker,
+        shardshuffle=False,  # the splitter shuffles a reader's own shards, or keeps one order for all readers
+        nodesplitter=_shard_splitter(len(urls), rank, world_size, shuffle_shards, seed),
+        workersplitter=None,
         empty_check=False,
         seed=seed,
     )
+    ds = ds.compose(_sample_splitter(len(urls), rank, world_size))
     ds = ds.map(decode_sample)
     ds = ds.select(lambda s: (splits is None or s["split"] in splits) and (sources is None or s["source"] in sources))
     ds = ds.map(lambda s: _keep_qa(s, tiers, origins)).select(lambda s: len(s["qa"]) > 0)

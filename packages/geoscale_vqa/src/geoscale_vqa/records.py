@@ -50,6 +50,7 @@ class Item:
     `gsd_m` is the per-image value the source states (None if it states none); `dataset_gsd_m` is the
     dataset-level constant used when neither the source nor the file's GeoTIFF tags give one.
     `labels` are exact annotations the template generator may turn into QA (see `qa.templates`).
+    `root` is the source folder the item's files must lie in (see `inputs`); None for synthetic items.
     """
 
     source: str
@@ -62,6 +63,7 @@ class Item:
     gsd_required: bool = True
     qa: list[QA] = field(default_factory=list)
     labels: dict[str, Any] = field(default_factory=dict)
+    root: str | None = None
 
     @property
     def key(self) -> str:
@@ -86,6 +88,15 @@ class Reject:
             if value is not None:
                 out[name] = value
         return out
+
+
+_ADDRESS = re.compile(r" at 0x[0-9A-Fa-f]+")
+
+
+def error_text(err: BaseException) -> str:
+    """`Type: message` of an exception for a reject's detail, without object addresses (`<... at 0x7f..>`),
+    so identical builds write identical rejects."""
+    return _ADDRESS.sub("", f"{type(err).__name__}: {err}")
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")

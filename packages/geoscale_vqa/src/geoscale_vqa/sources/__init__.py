@@ -2,7 +2,9 @@
 
 An adapter has two functions: `validate(arg)` fails at once (SourceError) on a missing path or a bad
 argument, before any work starts; `items(arg, options)` yields `Item`s (one per image, in a fixed
-order) and `Reject`s for inputs it cannot use. Adding a dataset = one module that calls `register`.
+order) and `Reject`s for inputs it cannot use. A problem with one record is a `Reject` (its fields are
+checked with `_fields`); only a problem with the whole source (an unreadable index file) raises
+`SourceError`. Adding a dataset = one module that calls `register`.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from ..inputs import ReadLimits
 from ..records import Item, Reject
 
 
@@ -21,6 +24,7 @@ class SourceError(ValueError):
 class SourceOptions:
     seed: int = 0
     synthetic_size: int = 96
+    limits: ReadLimits = ReadLimits()  # for the files an adapter reads itself (label files, fMoW JSON)
 
 
 @dataclass(frozen=True)

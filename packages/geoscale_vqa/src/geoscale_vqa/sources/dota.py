@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..inputs import InputError, read_bytes
 from ..records import Item, Reject
 from . import Adapter, SourceError, SourceOptions, register
 from ._common import SPLIT_NAMES, gsd_field, image_files, require_dir
@@ -62,16 +63,23 @@ def parse_label_file(text: str) -> tuple[str | None, dict[str, int]]:
 
 
 def _items(arg: str, options: SourceOptions):
-    for split, folder in _split_roots(Path(arg)):
+    root, limits = Path(arg), options.limits
+    for split, folder in _split_roots(root):
         for image in image_files(folder / "images"):
             where = {"split": split, "image_id": image.stem}
             label = folder / "labelTxt" / f"{image.stem}.txt"
             try:
-                gsd_text, found = parse_label_file(label.read_text(encoding="utf-8"))
+                data = read_bytes(
+                    label, root=root, max_bytes=limits.max_file_bytes, allow_outside=limits.allow_outside_root
+                )
+                gsd_text, found = parse_label_file(data.decode("utf-8"))
             except FileNotFoundError:
                 yield Reject(KIND, "missing label file", path=str(label), **where)
                 continue
-            except (OSError, UnicodeDecodeError, ValueError) as err:
+            except InputError as err:
+                yield Reject(KIND, err.reason, path=str(label), detail=err.detail, **where)
+                continue
+            except (UnicodeDecodeError, ValueError) as err:
                 yield Reject(KIND, "malformed label file", path=str(label), detail=str(err), **where)
                 continue
             gsd_m, reject = gsd_field(gsd_text, KIND, **where)
@@ -86,6 +94,7 @@ def _items(arg: str, options: SourceOptions):
                 image={"path": [str(image)]},
                 gsd_m=gsd_m,
                 labels={"counts": counts},
+                root=str(root),
             )
 
 

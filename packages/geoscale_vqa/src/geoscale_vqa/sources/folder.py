@@ -8,24 +8,28 @@ relative to the manifest's folder. One JSON object per line:
                 "rural_urban": "urban", "dominant_cover": "built-up", "presence": {"road": true}},
      "qa": [{"question": "...", "answer": "...", "type": "count", "tier": "object"}]}
 
-Only `image` is required. Without `gsd_m` the image's GeoTIFF tags are used; without either the line is
-rejected. `id` defaults to the image path, `split` to train. QA without a valid tier get one by the
-documented rule (`qa.tiers`).
+Only `image` is required: a path relative to the manifest's folder that stays inside it (absolute paths,
+`..` and symlinks leading out are rejected unless the build allows reads outside the source folder).
+Without `gsd_m` the image's GeoTIFF tags are used; without either the line is rejected. `id` (text or an
+integer) defaults to the image path, `split` to train. Every field is type-checked (`_fields`): a line
+with a wrong type or value is rejected with the field named, and the build goes on. QA without a valid
+tier get one by the documented rule (`qa.tiers`); answers are text or numbers.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import os
+from pathlib import Path, PurePosixPath
 
 from ..qa.tiers import source_tier
-from ..records import QA, TIERS, Item, Reject
+from ..records import QA, Item, Reject
 from . import Adapter, SourceError, SourceOptions, register
-from ._common import gsd_field
+from . import _fields as fields
+from ._common import gsd_field, read_index_text
 
 KIND = "folder"
 MANIFEST = "manifest.jsonl"
-_LABEL_KEYS = {"counts", "presence", "scene_class", "land_cover", "rural_urban", "dominant_cover", "boxes"}
 
 
 def _manifest(arg: str) -> Path:
@@ -33,73 +37,88 @@ def _manifest(arg: str) -> Path:
     return path / MANIFEST if path.is_dir() else path
 
 
-def _qa(entries) -> list[QA] | None:
+def _check_inside(path: str) -> None:
+    """Absolute paths and `..` leave the manifest's folder (symlinks are caught when the file is read)."""
+    parts = PurePosixPath(path.replace(os.sep, "/"))
+    if parts.is_absolute() or Path(path).is_absolute() or ".." in parts.parts:
+        raise fields.FieldError(f"image {fields.show(path)} is absolute or has '..'; it must lie below the manifest")
+
+
+def _qa(entries) -> list[QA]:
     if entries is None:
         return []
     if not isinstance(entries, list):
-        return None
+        raise fields.FieldError(f"qa must be a list of {{question, answer}}, got {fields.show(entries)}")
     out = []
-    for entry in entries:
-        if not (isinstance(entry, dict) and isinstance(entry.get("question"), str) and "answer" in entry):
-            return None
-        qtype = str(entry.get("type", ""))
-        tier = entry.get("tier")
-        if tier not in TIERS:
-            tier = source_tier(KIND, qtype, entry["question"])
-        out.append(QA(entry["question"], str(entry["answer"]), tier, qtype, "source"))
+    for n, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise fields.FieldError(f"qa[{n}] must be an object with question and answer, got {fields.show(entry)}")
+        if "answer" not in entry:
+            raise fields.FieldError(f"qa[{n}] has no answer")
+        question = fields.text(entry.get("question"), f"qa[{n}].question")
+        answer = fields.answer_text(entry["answer"], f"qa[{n}].answer")
+        qtype = fields.optional_text(entry.get("type"), f"qa[{n}].type")
+        tier = fields.tier(entry.get("tier"), f"qa[{n}].tier") or source_tier(KIND, qtype, question)
+        out.append(QA(question, answer, tier, qtype, "source"))
     return out
+
+
+def _record(line: str, where: str, root: Path, options: SourceOptions) -> Item | Reject:
+    """One manifest line as an Item, or the Reject that names what is wrong with it."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as err:
+        return Reject(KIND, "malformed JSON", path=where, detail=str(err))
+    if not isinstance(record, dict):
+        return Reject(
+            KIND, "malformed manifest record", path=where, detail=f"expected an object, got {fields.show(record)}"
+        )
+    try:
+        image = fields.text(record.get("image"), "image")
+        image_id = str(fields.record_id(record["id"])) if "id" in record else image
+    except fields.FieldError as err:
+        return Reject(KIND, "malformed manifest record", path=where, detail=str(err))
+    if not options.limits.allow_outside_root:
+        try:
+            _check_inside(image)
+        except fields.FieldError as err:
+            return Reject(KIND, "path outside the source folder", image_id=image_id, path=where, detail=str(err))
+    try:
+        split = fields.split_name(record.get("split", "train"))
+        qa = _qa(record.get("qa"))
+        labels = fields.labels(record.get("labels"))
+    except fields.FieldError as err:
+        return Reject(KIND, "malformed manifest record", image_id=image_id, path=where, detail=str(err))
+    gsd_m, reject = gsd_field(record.get("gsd_m"), KIND, split=split, image_id=image_id, path=where)
+    if reject is not None:
+        return reject
+    return Item(
+        source=KIND,
+        split=split,
+        image_id=image_id,
+        image={"path": [str(root / image)]},
+        gsd_m=gsd_m,
+        qa=qa,
+        labels=labels,
+        root=str(root),
+    )
 
 
 def _items(arg: str, options: SourceOptions):
     manifest = _manifest(arg)
+    lines = read_index_text(KIND, manifest).splitlines()
     seen = set()
-    try:
-        lines = manifest.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        yield Reject(KIND, "unreadable manifest", path=str(manifest), detail=str(err))
-        return
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        where = f"{manifest.name}:{number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            yield Reject(KIND, "malformed JSON", path=str(manifest), detail=f"line {number}: {err}")
-            continue
-        if not isinstance(record, dict) or not isinstance(record.get("image"), str) or not record["image"]:
-            yield Reject(KIND, "malformed manifest record", path=str(manifest), detail=f"line {number}: no image")
-            continue
-        image_id = str(record.get("id", record["image"]))
-        split = str(record.get("split", "train"))
-        gsd_m, reject = gsd_field(record.get("gsd_m"), KIND, split=split, image_id=image_id)
-        if reject is not None:
-            yield reject
-            continue
-        qa = _qa(record.get("qa"))
-        labels = record.get("labels") or {}
-        if qa is None or not isinstance(labels, dict) or set(labels) - _LABEL_KEYS:
-            yield Reject(
-                KIND,
-                "malformed manifest record",
-                split=split,
-                image_id=image_id,
-                detail=f"{where}: qa must be a list of {{question, answer}}; labels keys {sorted(_LABEL_KEYS)}",
-            )
-            continue
-        if (split, image_id) in seen:
-            yield Reject(KIND, "duplicate image id", split=split, image_id=image_id, detail=where)
-            continue
-        seen.add((split, image_id))
-        yield Item(
-            source=KIND,
-            split=split,
-            image_id=image_id,
-            image={"path": [str(manifest.parent / record["image"])]},
-            gsd_m=gsd_m,
-            qa=qa,
-            labels=labels,
-        )
+        where = f"{manifest}:{number}"
+        entry = _record(line, where, manifest.parent, options)
+        if isinstance(entry, Item):
+            if (entry.split, entry.image_id) in seen:
+                entry = Reject(KIND, "duplicate image id", split=entry.split, image_id=entry.image_id, path=where)
+            else:
+                seen.add((entry.split, entry.image_id))
+        yield entry
 
 
 def _validate(arg: str) -> None:

@@ -14,7 +14,8 @@ from pathlib import Path
 from ..qa.tiers import source_tier
 from ..records import QA, Item, Reject
 from . import Adapter, SourceError, SourceOptions, register
-from ._common import gsd_field, load_json, require_file
+from . import _fields as fields
+from ._common import gsd_field, load_index, require_file
 
 KIND = "llava"
 _PLACEHOLDER = re.compile(r"\s*<image>\s*")
@@ -37,23 +38,29 @@ def _pairs(conversations) -> list[tuple[str, str]] | None:
 
 def _items(arg: str, options: SourceOptions):
     path = Path(arg)
-    data, reject = load_json(path, KIND)
-    if reject is None and not isinstance(data, list):
-        reject = Reject(KIND, "malformed JSON", path=str(path), detail="expected a list of records")
-    if reject is not None:
-        yield reject
-        return
+    data = load_index(KIND, path)
+    if not isinstance(data, list):
+        raise SourceError(f"{KIND}: {path} must hold a list of records, got {type(data).__name__}")
     items: dict[str, Item] = {}
     for n, record in enumerate(data):
-        record_id = str(record.get("id", n)) if isinstance(record, dict) else str(n)
         if not isinstance(record, dict):
-            yield Reject(KIND, "malformed record", detail=f"record {n}: {repr(record)[:160]}")
+            yield Reject(KIND, "malformed record", detail=f"record {n}: {fields.show(record)}")
+            continue
+        try:
+            record_id = fields.record_id(record.get("id", n), f"record {n}: id")
+        except fields.FieldError as err:
+            yield Reject(KIND, "malformed record", detail=str(err))
             continue
         image = record.get("image")
-        if not isinstance(image, str) or not image:
+        if image is None:
             yield Reject(KIND, "no image (text-only record)", detail=f"record {record_id}")
             continue
-        split = str(record.get("split", "train"))
+        try:
+            image = fields.text(image, "image")
+            split = fields.split_name(record.get("split", "train"))
+        except fields.FieldError as err:
+            yield Reject(KIND, "malformed record", detail=f"record {record_id}: {err}")
+            continue
         pairs = _pairs(record.get("conversations"))
         if pairs is None:
             yield Reject(KIND, "malformed conversations", image_id=image, split=split, detail=f"record {record_id}")
@@ -85,6 +92,7 @@ def _items(arg: str, options: SourceOptions):
             gsd_m=gsd_m,
             gsd_required=False,
             qa=qa,
+            root=str(path.parent),
         )
     yield from items.values()
 

@@ -23,7 +23,8 @@ def _split_roots(root: Path) -> list[tuple[str, Path]]:
 
 
 def _items(arg: str, options: SourceOptions):
-    for split, folder in _split_roots(Path(arg)):
+    root = Path(arg)
+    for split, folder in _split_roots(root):
         for class_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
             for image in image_files(class_dir):
                 yield Item(
@@ -33,6 +34,7 @@ def _items(arg: str, options: SourceOptions):
                     image={"path": [str(image)]},
                     dataset_gsd_m=DATASET_GSD_M,
                     labels={"scene_class": class_dir.name},
+                    root=str(root),
                 )
 
 

@@ -2,8 +2,10 @@
 
 Layout: `{prefix}_split_{split}_{questions,answers,images}.json` next to the image folder
 (`LR_split_*` + `Images_LR/{id}.tif`; `USGS_split_*` + `Data/{id}.tif|png`). Records with
-`active: false` are dropped. Every link is checked both ways (image -> question -> answer and back);
-a question or answer whose ids do not match is rejected, the image keeps its other questions.
+`active: false` are dropped (`active` must be a JSON boolean). Every link is checked both ways
+(image -> question -> answer and back); a question or answer whose ids do not match, whose fields have
+the wrong type, or whose id an earlier record already has, is rejected, and the image keeps its other
+questions. A split file that is missing (while its siblings exist) or unreadable stops the build.
 """
 
 from __future__ import annotations
@@ -14,93 +16,123 @@ from pathlib import Path
 from ..qa.tiers import source_tier
 from ..records import QA, Item, Reject
 from . import Adapter, SourceOptions, register
-from ._common import load_json, require_dir
+from . import _fields as fields
+from ._common import load_index, require_dir
+
+PARTS = ("questions", "answers", "images")
 
 
 def _index(records: list, what: str, source: str, split: str, path: Path) -> tuple[dict, list[Reject]]:
+    """{id: record} of one split file; a record without a valid id, or whose id an earlier record has, is
+    rejected (the earlier record is kept: nothing is silently replaced)."""
     table, rejects = {}, []
-    for record in records:
-        if not isinstance(record, dict) or "id" not in record:
+    for n, record in enumerate(records):
+        where = dict(split=split, path=str(path))
+        try:
+            if not isinstance(record, dict):
+                raise fields.FieldError(f"{what} record {n} must be an object, got {fields.show(record)}")
+            rid = fields.record_id(record.get("id"), f"{what} record {n}: id")
+        except fields.FieldError as err:
+            rejects.append(Reject(source, f"malformed {what} record", detail=str(err), **where))
+            continue
+        if rid in table:
             rejects.append(
-                Reject(source, f"malformed {what} record", split=split, path=str(path), detail=repr(record)[:200])
+                Reject(
+                    source, f"duplicate {what} id", detail=f"{what} id {rid!r} (record {n}); the first is kept", **where
+                )
             )
             continue
-        table[record["id"]] = record
+        table[rid] = record
     return table, rejects
 
 
 def _load_split(root: Path, prefix: str, split: str, source: str):
-    files = {part: root / f"{prefix}_split_{split}_{part}.json" for part in ("questions", "answers", "images")}
+    """(questions, answers, images) of one split, or None when the split has no files at all.
+
+    The three files are the source's index: one that is missing, unreadable or not shaped as RSVQA's
+    stops the build (SourceError), since none of the split's records could be linked without it.
+    """
+    from . import SourceError
+
+    files = {part: root / f"{prefix}_split_{split}_{part}.json" for part in PARTS}
     if not any(p.exists() for p in files.values()):
         return None, []
-    loaded, rejects = {}, []
+    loaded = {}
     for part, path in files.items():
-        data, reject = load_json(path, source, split)
-        if reject is None and not (isinstance(data, dict) and isinstance(data.get(part), list)):
-            reject = Reject(source, "malformed JSON", split=split, path=str(path), detail=f"no list under {part!r}")
-        if reject is not None:
-            rejects.append(reject)
+        data = load_index(source, path)
+        if not (isinstance(data, dict) and isinstance(data.get(part), list)):
+            raise SourceError(f"{source}: index file {path} has no list under {part!r}")
+        loaded[part] = data[part]
+    questions, r1 = _index(loaded["questions"], "question", source, split, files["questions"])
+    answers, r2 = _index(loaded["answers"], "answer", source, split, files["answers"])
+    return (questions, answers, loaded["images"]), r1 + r2
+
+
+def _active(record: dict, what: str) -> bool:
+    return fields.flag(record.get("active", True), f"{what} active")
+
+
+def _answer(qid, question: dict, answers: dict) -> tuple[str | None, list[tuple[str, str]]]:
+    """The first active answer of a question that links back to it, and every problem met on the way."""
+    answer, problems = None, []
+    for aid in fields.id_list(question.get("answers_ids", []), f"question {qid!r}: answers_ids"):
+        candidate = answers.get(aid)
+        if candidate is None:
+            problems.append(("answer id not found", f"answer {aid!r} of question {qid!r}"))
             continue
-        loaded[part] = (data[part], path)
-    if len(loaded) < 3:
-        return None, rejects  # the split cannot be linked without all three files
-    questions, r1 = _index(loaded["questions"][0], "question", source, split, loaded["questions"][1])
-    answers, r2 = _index(loaded["answers"][0], "answer", source, split, loaded["answers"][1])
-    return (questions, answers, loaded["images"][0]), rejects + r1 + r2
+        try:
+            if not _active(candidate, f"answer {aid!r}"):
+                continue
+            text = fields.answer_text(candidate.get("answer"), f"answer {aid!r}: answer")
+        except fields.FieldError as err:
+            problems.append(("malformed answer record", str(err)))
+            continue
+        if not fields.same_id(candidate.get("question_id"), qid):
+            problems.append(
+                (
+                    "answer question_id does not match question",
+                    f"answer {aid!r} has question_id {fields.show(candidate.get('question_id'))}, expected {qid!r}",
+                )
+            )
+        elif answer is None:
+            answer = text
+    return answer, problems
+
+
+def _question_qa(qid, image_id, questions: dict, answers: dict, source: str) -> tuple[QA | None, list]:
+    """The QA of one question id of an image, or None with (reason, detail) problems."""
+    question = questions.get(qid)
+    if question is None:
+        return None, [("question id not found", f"question {qid!r}")]
+    try:
+        if not _active(question, f"question {qid!r}"):
+            return None, []
+        if not fields.same_id(question.get("img_id"), image_id):
+            return None, [
+                (
+                    "question img_id does not match image",
+                    f"question {qid!r} has img_id {fields.show(question.get('img_id'))}",
+                )
+            ]
+        text = fields.text(question.get("question"), f"question {qid!r}: question")
+        qtype = fields.optional_text(question.get("type"), f"question {qid!r}: type")
+        answer, problems = _answer(qid, question, answers)
+    except fields.FieldError as err:
+        return None, [("malformed question record", str(err))]
+    if answer is None:
+        return None, problems or [("no valid answer", f"question {qid!r}")]
+    return QA(text, answer, source_tier(source, qtype, text), qtype, "source"), problems
 
 
 def _image_qa(image: dict, questions: dict, answers: dict, source: str, split: str) -> tuple[list[QA], list[Reject]]:
-    image_id = str(image["id"])
+    image_id = image["id"]
     qa, rejects = [], []
-
-    def reject(reason, detail):
-        rejects.append(Reject(source, reason, split=split, image_id=image_id, detail=detail))
-
-    for qid in image.get("questions_ids") or []:
-        question = questions.get(qid)
-        if question is None:
-            reject("question id not found", f"question {qid}")
-            continue
-        if not question.get("active", True):
-            continue
-        if question.get("img_id") != image["id"]:
-            reject("question img_id does not match image", f"question {qid} has img_id {question.get('img_id')!r}")
-            continue
-        if not isinstance(question.get("question"), str):
-            reject("malformed question record", f"question {qid}")
-            continue
-        answer, problems = None, []
-        for aid in question.get("answers_ids") or []:
-            candidate = answers.get(aid)
-            if candidate is None:
-                problems.append(("answer id not found", f"answer {aid} of question {qid}"))
-            elif not candidate.get("active", True):
-                continue
-            elif candidate.get("question_id") != qid:
-                problems.append(
-                    (
-                        "answer question_id does not match question",
-                        f"answer {aid} has question_id {candidate.get('question_id')!r}, expected {qid!r}",
-                    )
-                )
-            elif answer is None:
-                answer = candidate
-        for problem in problems:  # every broken answer record is reported, used or not
-            reject(*problem)
-        if answer is None:
-            if not problems:
-                reject("no valid answer", f"question {qid}")
-            continue
-        qtype = str(question.get("type", ""))
-        qa.append(
-            QA(
-                question["question"],
-                str(answer["answer"]),
-                source_tier(source, qtype, question["question"]),
-                qtype,
-                "source",
-            )
-        )
+    for qid in fields.id_list(image.get("questions_ids", []), "questions_ids"):
+        pair, problems = _question_qa(qid, image_id, questions, answers, source)
+        # every broken record is reported, whether or not the question could still be used
+        rejects += [Reject(source, r, split=split, image_id=str(image_id), detail=d) for r, d in problems]
+        if pair is not None:
+            qa.append(pair)
     return qa, rejects
 
 
@@ -120,22 +152,31 @@ def rsvqa_items(
         if loaded is None:
             continue
         questions, answers, images = loaded
-        for image in images:
-            if not isinstance(image, dict) or "id" not in image:
-                yield Reject(source, "malformed image record", split=split, detail=repr(image)[:200])
+        seen = set()
+        for n, image in enumerate(images):
+            try:
+                if not isinstance(image, dict):
+                    raise fields.FieldError(f"image record {n} must be an object, got {fields.show(image)}")
+                image_id = fields.record_id(image.get("id"), f"image record {n}: id")
+                if not _active(image, f"image {image_id!r}"):
+                    continue
+                if image_id in seen:
+                    raise fields.FieldError(f"image id {image_id!r} (record {n}) appears twice; the first is kept")
+                qa, qa_rejects = _image_qa(image, questions, answers, source, split)
+            except fields.FieldError as err:
+                yield Reject(source, "malformed image record", split=split, detail=str(err))
                 continue
-            if not image.get("active", True):
-                continue
-            qa, qa_rejects = _image_qa(image, questions, answers, source, split)
+            seen.add(image_id)
             yield from qa_rejects
-            candidates = [str(root / image_dir / f"{image['id']}{ext}") for ext in extensions]
+            candidates = [str(root / image_dir / f"{image_id}{ext}") for ext in extensions]
             yield Item(
                 source=source,
                 split=split,
-                image_id=str(image["id"]),
+                image_id=str(image_id),
                 image={"path": candidates},
                 dataset_gsd_m=dataset_gsd_m,
                 qa=qa,
+                root=str(root),
             )
 
 

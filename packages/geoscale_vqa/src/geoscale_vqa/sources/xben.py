@@ -13,7 +13,8 @@ from pathlib import Path
 from ..qa.tiers import source_tier
 from ..records import QA, Item, Reject
 from . import Adapter, SourceError, SourceOptions, register
-from ._common import load_json, require_dir
+from . import _fields as fields
+from ._common import load_index, require_dir
 
 KIND = "rsvqa-xben"
 SPLITS = ("train", "val", "test")
@@ -36,23 +37,23 @@ def _items(arg: str, options: SourceOptions):
         path = root / f"RSVQAxBEN_QA_{split}.json"
         if not path.exists():
             continue
-        data, reject = load_json(path, KIND, split)
-        if reject is None and not isinstance(data, dict):
-            reject = Reject(KIND, "malformed JSON", split=split, path=str(path), detail="expected an object of QA")
-        if reject is not None:
-            yield reject
-            continue
+        data = load_index(KIND, path)
+        if not isinstance(data, dict):
+            raise SourceError(f"{KIND}: index file {path} must hold an object of QA records")
         grouped: dict[str, list[QA]] = {}
         for qid, record in data.items():
-            if not (
-                isinstance(record, dict)
-                and all(isinstance(record.get(k), str) for k in ("question", "answer", "S2_name"))
-            ):
-                yield Reject(KIND, "malformed QA record", split=split, detail=f"id {qid}: {repr(record)[:160]}")
+            try:
+                if not isinstance(record, dict):
+                    raise fields.FieldError(f"must be an object, got {fields.show(record)}")
+                question = fields.text(record.get("question"), "question")
+                answer = fields.answer_text(record.get("answer"))
+                patch = fields.text(record.get("S2_name"), "S2_name")
+                qtype = fields.optional_text(record.get("type"), "type")
+            except fields.FieldError as err:
+                yield Reject(KIND, "malformed QA record", split=split, detail=f"id {qid}: {err}")
                 continue
-            qtype = str(record.get("type", ""))
-            grouped.setdefault(record["S2_name"], []).append(
-                QA(record["question"], record["answer"], source_tier(KIND, qtype, record["question"]), qtype, "source")
+            grouped.setdefault(patch, []).append(
+                QA(question, answer, source_tier(KIND, qtype, question), qtype, "source")
             )
         for name, qa in grouped.items():
             folder = patches / name
@@ -64,6 +65,7 @@ def _items(arg: str, options: SourceOptions):
                 image={"bands": bands, "stretch_max": STRETCH_MAX},
                 dataset_gsd_m=10.0,
                 qa=qa,
+                root=str(root),
             )
 
 
