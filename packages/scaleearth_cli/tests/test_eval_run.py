@@ -31,7 +31,8 @@ def test_eval_scores_each_benchmark_layout_with_a_trained_run(
     out = tmp_path / "eval"
     args = ["eval", "--bench", kind, "--data", data, "--model", str(tiny_model_dir), "--adapter", str(trained_run),
             "--out", str(out), "--batch-size", "4", "--max-new-tokens", "4", "--no-progress"]  # fmt: skip
-    result = CliRunner().invoke(app, args + (["--images", images] if images else []))
+    parser = "official" if layout == "xlrs-arrow" else "strict"  # the published XLRS, scored as lmms-eval does
+    result = CliRunner().invoke(app, args + (["--images", images] if images else []) + ["--parser", parser])
     assert result.exit_code == 0, result.output
     assert "accuracy %" in result.output and "gate GSD per question" in result.output
 
@@ -55,8 +56,10 @@ def test_eval_scores_each_benchmark_layout_with_a_trained_run(
         assert len(results["code_version"]["git_commit"]) == 40
 
     # The numbers in results.json are the library's score of the predictions file eval wrote.
-    rescored = score(kind, data, out / "predictions.jsonl", tmp_path / "rescored", images=images)
+    rescored = score(kind, data, out / "predictions.jsonl", tmp_path / "rescored", images=images, parser=parser)
     assert rescored["metrics"] == results["metrics"] and rescored["counts"] == results["counts"]
+    assert results["parser"] == run["parser"] == parser and results["parsers"] == rescored["parsers"]
+    assert run["tiling"] == "none" and all(r["views"] == [1] * len(r["source_widths"]) for r in rows)
 
     branches = run["gsd"]["branches"]
     if kind in WITHOUT_GSD:  # oracle falls back to the policy and says so
@@ -102,6 +105,52 @@ def test_oracle_gate_gets_the_effective_gsd_of_the_resized_image(tmp_path, rando
     # What the LLM's projections actually received during prefill (one call per layer, per step).
     expected = torch.tensor([math.log10(rows[q]["gate_gsd_m"]) for q in sorted(rows)])
     torch.testing.assert_close(seen[0].float(), expected.float())
+
+
+def test_tiling_gives_the_gate_the_effective_gsd_of_each_tile(tmp_path, random_eval_model, bench_fixtures):
+    from scaleearth_cli.evaluate import evaluate
+
+    data = _lr_copy_with_a_huge_image(bench_fixtures, tmp_path)
+    _, first = next(iter(cshlora.cshlora_layers(random_eval_model.model.vlm)))
+    seen = []
+    handle = first.register_forward_pre_hook(lambda mod, args: seen.append(mod._scale.clone()))
+    try:
+        results = evaluate(random_eval_model, "rsvqa", data, tmp_path / "out", batch_size=8, max_new_tokens=2,
+                           tiling="grid:2")  # fmt: skip
+    finally:
+        handle.remove()
+    rows = {r["id"]: r for r in read_jsonl(tmp_path / "out" / "predictions.jsonl")}
+    # Image 1 (1200 x 900 px, over the 64 x 64 px budget) becomes 4 tiles of 600 x 450 px; smart_resize maps
+    # each to 64 x 32 px (scale sqrt(600*450/4096) = 8.12; floor(600/8.12/32)*32 = 64). Effective GSD of each
+    # tile: 10 m * 600 / 64 = 93.75 m, where the whole image downscaled would be 10 * 1200 / 64 = 187.5 m.
+    tile_gsd = 10.0 * 600 / 64
+    for qid in (2, 3, 4, 5):
+        row = rows[qid]
+        assert row["views"] == [4] and row["source_widths"] == [600] * 4 and row["input_widths"] == [64] * 4
+        assert row["resize"] == ["downscaled"] * 4
+        assert row["view_effective_gsd_m"] == pytest.approx([tile_gsd] * 4)
+        assert row["effective_gsd_m"] == pytest.approx(tile_gsd) and row["gate_gsd_m"] == pytest.approx(tile_gsd)
+    for qid in (8, 9, 10):  # image 3 is within the budget: never tiled, 16 px -> 32 px, 5 m
+        assert rows[qid]["views"] == [1] and rows[qid]["resize"] == ["upscaled"]
+        assert rows[qid]["gate_gsd_m"] == pytest.approx(5.0, rel=1e-5)
+    run = results["run"]
+    assert run["tiling"] == "grid:2"
+    assert (run["resize"]["question_images"], run["resize"]["tiled_images"], run["resize"]["views"]) == (7, 4, 19)
+    expected = torch.tensor([math.log10(rows[q]["gate_gsd_m"]) for q in sorted(rows)])
+    torch.testing.assert_close(seen[0].float(), expected.float())
+
+
+@pytest.mark.parametrize("bad", ["grid", "grid:1", "grid:9", "tiles:2", "grid:x"])
+def test_bad_tiling_is_rejected(bad, tmp_path, bench_fixtures):
+    from scaleearth_cli.inference import Tiling
+
+    with pytest.raises(ValueError, match="tiling must be none | grid:N"):
+        Tiling.parse(bad)
+    kind, data, _ = bench_fixtures["rsvqa-lr"]
+    result = CliRunner().invoke(app, ["eval", "--bench", kind, "--data", data, "--model", "m", "--out", str(tmp_path),
+                                      "--tiling", bad])  # fmt: skip
+    assert result.exit_code == 2 and "tiling" in result.output
+    assert str(Tiling.parse("grid:3")) == "grid:3" and str(Tiling.parse("none")) == "none"
 
 
 def _eval_rows(em, bench_fixtures, tmp_path, layout, source, **kw):

@@ -341,6 +341,20 @@ Split = Annotated[str | None, typer.Option(help="rsvqa: test | test_phili ...; g
 BatchSize = Annotated[int, typer.Option(min=1, help="Questions per generation batch.")]
 MaxNewTokens = Annotated[int, typer.Option(min=1, help="Answer length limit in tokens (greedy decoding).")]
 Limit = Annotated[int | None, typer.Option(min=1, help="Only the first N questions (recorded in the results).")]
+Parser = Annotated[
+    str,
+    typer.Option(
+        help="strict: the project's strict-then-fallback reading; official: the benchmark's own scorer "
+        "(lmms-eval XLRS, OmniEarth-Bench mcq_utils, RSVQA answer encoding). results.json holds both."
+    ),
+]
+
+
+def _check_parser(parser: str) -> None:
+    from geoscale_vqa.benchmarks import PARSERS
+
+    if parser not in PARSERS:
+        raise typer.BadParameter(f"expected strict or official, got {parser!r}", param_hint="--parser")
 
 
 @app.command("eval")
@@ -364,6 +378,10 @@ def eval_cmd(
     device: Device = None,
     quantize: Quantize = "none",
     max_pixels: MaxPixels = None,
+    tiling: Annotated[
+        str, typer.Option(help="none | grid:N: cut images over --max-pixels into N x N tiles, each within it.")
+    ] = "none",
+    parser: Parser = "strict",
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
 ) -> None:
     """Run a model on a benchmark: predictions JSONL, results JSON (with provenance) and a table.
@@ -372,32 +390,42 @@ def eval_cmd(
     one fall back to the policy: SSE-U estimate, else default; the results count each branch);
     predicted = the policy without metadata; none = the neutral default; noisy:SIGMA = oracle + N(0, SIGMA²)
     decades; fixed:METRES = one GSD for all. With an SSE-U head and true GSDs the results carry its MAE,
-    coverage and a calibration plot.
+    coverage and a calibration plot. Images over --max-pixels are downscaled whole, or with --tiling
+    grid:N cut into N x N tiles first; the gate gets the effective GSD of what the model sees, and each
+    question's resize, tiles and effective GSD go into predictions.jsonl.
 
     Example:
 
         uv run scaleearth eval --bench rsvqa --data RSVQA_HR --split test_phili --model s1/merged --adapter s2 --out hr
 
         uv run scaleearth eval --bench xlrs --data XLRS --model s1/merged --adapter s2 --gsd-source predicted --out xlrs
+
+        uv run scaleearth eval --bench xlrs --data XLRS --model s1/merged --tiling grid:2 --parser official --out xt
     """
     from rich.console import Console
 
     from geoscale_vqa.benchmarks import results_table
 
     from .evaluate import evaluate
-    from .inference import GSDSource
+    from .inference import GSDSource, Tiling
 
     console = Console()
     _check_bench(bench)
+    _check_parser(parser)
     try:
         GSDSource.parse(gsd_source)
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--gsd-source") from None
+    try:
+        Tiling.parse(tiling)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--tiling") from None
     em = _load_model(model, adapter, device, quantize, max_pixels)
     try:
         results = evaluate(
             em, bench, data, out, gsd_source=gsd_source, images=images, split=split, batch_size=batch_size,
             max_new_tokens=max_new_tokens, limit=limit, seed=seed, console=console if progress else None,
+            parser=parser, tiling=tiling,
         )  # fmt: skip
     except ValueError as err:
         raise _fail(console, err) from None
@@ -423,12 +451,15 @@ def score_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for results.json and scored.jsonl.")],
     images: Images = None,
     split: Split = None,
+    parser: Parser = "strict",
 ) -> None:
     """Score predictions from any model (no model is run): results JSON and a table.
 
     Example:
 
         uv run scaleearth score --bench xlrs --data XLRS-Bench-lite --predictions other-model.jsonl --out scores/xlrs
+
+        uv run scaleearth score --bench omniearth --data prepare_data --predictions p.jsonl --parser official -o om
     """
     from rich.console import Console
 
@@ -438,8 +469,9 @@ def score_cmd(
 
     console = Console()
     _check_bench(bench)
+    _check_parser(parser)
     try:
-        results = score_file(bench, data, predictions, out, images=images, split=split)
+        results = score_file(bench, data, predictions, out, images=images, split=split, parser=parser)
     except ValueError as err:
         raise _fail(console, err) from None
     console.print(results_table(results))

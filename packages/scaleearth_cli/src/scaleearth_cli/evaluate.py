@@ -1,11 +1,14 @@
 """``scaleearth eval`` and ``scaleearth score``: run a model on a benchmark, or score any model's predictions.
 
 ``evaluate`` writes, under ``out``: ``predictions.jsonl`` (``{"id", "prediction"}`` per line plus what the
-gate saw: gate GSD, policy branch, image widths before and after the resize), ``results.json`` and
+gate saw: gate GSD, policy branch, image widths before and after the resize, views (tiles) per image
+and the effective GSD of each view), ``results.json`` and
 ``scored.jsonl`` (via ``geoscale_vqa.benchmarks``), and, when the adapter run has an SSE-U head and the
 benchmark has true GSDs, ``sseu_calibration.png``. ``results.json`` records the model, adapter (with
-hashes), GSD source, policy branch counts, resize summary and code version under ``run``, and the
-SSE-U report under ``sseu``.
+hashes), GSD source, parser, tiling, policy branch counts, resize summary and code version under
+``run``, and the SSE-U report under ``sseu``. ``parser`` (strict | official) picks how answers are read
+(``geoscale_vqa.benchmarks.scoring``); ``tiling`` (none | grid:N) how images over the pixel budget
+reach the model (``inference.Tiling``).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import math
 from collections import Counter
 from pathlib import Path
 
-from .inference import EvalModel, GSDSource, ImageCache, Item, answer_batch, code_version
+from .inference import EvalModel, GSDSource, ImageCache, Item, Tiling, answer_batch, code_version
 
 PREDICTIONS_NAME = "predictions.jsonl"
 CALIBRATION_PLOT_NAME = "sseu_calibration.png"
@@ -52,17 +55,19 @@ def batches(questions, size: int):
         yield questions[start : start + size]
 
 
-def items_for(em: EvalModel, questions, cache: ImageCache, noise: dict) -> list[Item]:
-    items = []
+def items_for(em: EvalModel, questions, cache: ImageCache, noise: dict, tiling: Tiling | None = None) -> list[Item]:
+    items, tiling = [], tiling or Tiling()
     for q in questions:
-        opened = [cache.open(ref, em.processor) for ref in q.images]
+        opened = [cache.open_views(ref, em.processor, tiling) for ref in q.images]
+        views = [view for image_views in opened for view in image_views]
         items.append(
             Item(
                 prompt=q.prompt,
-                images=[image for _, image in opened],
-                source_widths=[size[0] for size, _ in opened],
+                images=[image for _, image in views],
+                source_widths=[size[0] for size, _ in views],
                 gsd_m=q.gsd_m,
                 noise=noise.get(q.key, 0.0),
+                views=[len(image_views) for image_views in opened],
             )
         )
     return items
@@ -72,9 +77,15 @@ def prediction_row(question, answer) -> dict:
     row = {"id": question.id, "prediction": answer.text, "gate_gsd_m": answer.gate_gsd_m, "branch": answer.branch}
     row["effective_gsd_m"] = answer.effective_gsd_m
     row["source_widths"], row["input_widths"] = answer.source_widths, answer.input_widths
+    row["resize"] = [_resize_kind(s, w) for s, w in zip(answer.source_widths, answer.input_widths)]
+    row["views"], row["view_effective_gsd_m"] = answer.views, answer.view_effective_gsd_m
     if answer.sseu_mean is not None:
         row["sseu_log10_gsd"], row["sseu_var"] = answer.sseu_mean, answer.sseu_var
     return row
+
+
+def _resize_kind(source_width: int, input_width: int) -> str:
+    return "downscaled" if source_width > input_width else "upscaled" if source_width < input_width else "unchanged"
 
 
 def progress_bar(console, title: str):
@@ -85,7 +96,9 @@ def progress_bar(console, title: str):
     )
 
 
-def run_questions(em, questions, source, *, batch_size, max_new_tokens, seed=0, console=None, title="eval"):
+def run_questions(
+    em, questions, source, *, batch_size, max_new_tokens, seed=0, console=None, title="eval", tiling=None
+):
     """[(question, inference.Answer)] in benchmark order, with a Rich progress bar when ``console`` is given."""
     noise = dict(zip((q.key for q in questions), question_noise(len(questions), source, seed)))
     cache = ImageCache()
@@ -96,7 +109,8 @@ def run_questions(em, questions, source, *, batch_size, max_new_tokens, seed=0, 
         progress.start()
     try:
         for chunk in batches(questions, batch_size):
-            answers = answer_batch(em, items_for(em, chunk, cache, noise), source, max_new_tokens=max_new_tokens)
+            items = items_for(em, chunk, cache, noise, tiling)
+            answers = answer_batch(em, items, source, max_new_tokens=max_new_tokens)
             out += list(zip(chunk, answers))
             if progress:
                 progress.advance(task, len(chunk))
@@ -109,12 +123,15 @@ def run_questions(em, questions, source, *, batch_size, max_new_tokens, seed=0, 
 def resize_summary(answered) -> dict:
     """How the images were resized to the model's pixel budget (the effective GSD follows this factor).
 
-    Counted per question image: an image asked about in several questions counts once per question.
+    Counted per view (a whole image, or one tile) of a question: an image asked about in several
+    questions counts once per question.
     """
     pairs = [(s, w) for _, a in answered for s, w in zip(a.source_widths, a.input_widths)]
     factors = [s / w for s, w in pairs]
     return {
-        "question_images": len(pairs),
+        "question_images": sum(len(a.views or a.source_widths) for _, a in answered),
+        "tiled_images": sum(n > 1 for _, a in answered for n in (a.views or [])),
+        "views": len(pairs),
         "downscaled": sum(f > 1 for f in factors),
         "upscaled": sum(f < 1 for f in factors),
         "source_width_px": [min(s for s, _ in pairs), max(s for s, _ in pairs)],
@@ -171,17 +188,22 @@ def evaluate(
     limit: int | None = None,
     seed: int = 0,
     console=None,
+    parser: str = "strict",
+    tiling: str = "none",
 ) -> dict:
     """Answer every question of a benchmark, write predictions and results; returns the results dict."""
     from geoscale_vqa.benchmarks import question_rows, score_predictions, write_predictions, write_results
+    from geoscale_vqa.benchmarks.scoring import check_parser
 
     source = GSDSource.parse(gsd_source)
+    check_parser(parser)
+    views = Tiling.parse(tiling)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     benchmark = load_questions(bench, data, images, split=split, limit=limit)
     answered = run_questions(
         em, benchmark.questions, source, batch_size=batch_size, max_new_tokens=max_new_tokens, seed=seed,
-        console=console,
+        console=console, tiling=views,
     )  # fmt: skip
     predictions_path = write_predictions(out / PREDICTIONS_NAME, (prediction_row(q, a) for q, a in answered))
     predictions = {q.key: a.text for q, a in answered}
@@ -196,17 +218,19 @@ def evaluate(
             "note": _gsd_note(source, without_gsd, len(benchmark.questions), em),
         },
         "resize": resize_summary(answered),
+        "tiling": str(views),
+        "parser": parser,
         "batch_size": batch_size,
         "max_new_tokens": max_new_tokens,
         "limit": limit,
         "seed": seed,
         "decoding": "greedy",
     }
-    results = score_predictions(benchmark, predictions, predictions_path=predictions_path, run=run)
+    results = score_predictions(benchmark, predictions, predictions_path=predictions_path, run=run, parser=parser)
     results["code_version"] = {**results["code_version"], **code_version()}
     if em.has_head:
         results["sseu"] = sseu_report(answered, out)
-    write_results(out, results, question_rows(benchmark, predictions))
+    write_results(out, results, question_rows(benchmark, predictions, parser=parser))
     return results
 
 
@@ -220,10 +244,11 @@ def _gsd_note(source: GSDSource, without_gsd: int, n: int, em: EvalModel) -> str
     return "; ".join(notes)
 
 
-def score_file(bench: str, data, predictions, out, *, images=None, split: str | None = None) -> dict:
+def score_file(
+    bench: str, data, predictions, out, *, images=None, split: str | None = None, parser: str = "strict"
+) -> dict:
     """Score a predictions file from any model (``scaleearth score``): the library's ``score``."""
     from geoscale_vqa.benchmarks import score
 
     options = {"split": split} if split else {}
-    results = score(bench, data, predictions, out, images=images, run={"command": "score"}, **options)
-    return results
+    return score(bench, data, predictions, out, images=images, run={"command": "score"}, parser=parser, **options)

@@ -1,8 +1,8 @@
 """Answering questions with a (Stage-2) Qwen3-VL: model + adapter run, GSD sources, batched greedy decoding.
 
 Shared by ``eval``, ``spoof`` and ``predict``. The GSD travels the same road as in training: the image
-is resized to the model's pixel budget, ``effective_gsd`` turns the source GSD into the GSD of the
-pixels the model sees, and the gate value is picked inside the vision-tower hook
+is resized to the model's pixel budget (or cut into tiles first, ``Tiling``), ``effective_gsd`` turns
+the source GSD into the GSD of the pixels the model sees, and the gate value is picked inside the vision-tower hook
 (``ScaleEarthVLM.generate``), where SSE-U's estimate exists, by the deployment policy
 ``sseu.resolve_scale`` (metadata, else a narrow-enough SSE-U estimate, else the neutral default).
 """
@@ -202,37 +202,88 @@ def fit_to_pixel_budget(image, processor):
     return image.resize((w, h), Image.Resampling.BICUBIC)
 
 
+TILINGS = "none | grid:N"
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """How an image over the pixel budget reaches the model (``eval --tiling``).
+
+    ``none``: downscaled whole to the budget (the effective GSD grows by the downscale factor);
+    ``grid:N``: cut into an N x N grid of tiles, each downscaled to the budget on its own, so the model
+    sees up to N² times the pixels (and each tile's effective GSD is N times finer than the whole
+    image's). Images within the budget are never tiled.
+    """
+
+    grid: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> Tiling:
+        if text == "none":
+            return cls(1)
+        kind, _, arg = text.partition(":")
+        if kind == "grid" and arg.isdigit() and 2 <= int(arg) <= 8:
+            return cls(int(arg))
+        raise ValueError(f"tiling must be {TILINGS} with 2 <= N <= 8, got {text!r}")
+
+    def __str__(self) -> str:
+        return "none" if self.grid == 1 else f"grid:{self.grid}"
+
+
+def image_views(image, processor, tiling: Tiling) -> list:
+    """[(size of the source region, that region within the pixel budget)]: the whole image, or its grid tiles."""
+    budget = int(processor.image_processor.size["longest_edge"])
+    if tiling.grid == 1 or image.width * image.height <= budget:
+        return [(image.size, fit_to_pixel_budget(image, processor))]
+    n, views = tiling.grid, []
+    for row in range(n):
+        for col in range(n):
+            box = (col * image.width // n, row * image.height // n,
+                   (col + 1) * image.width // n, (row + 1) * image.height // n)  # fmt: skip
+            tile = image.crop(box)
+            views.append((tile.size, fit_to_pixel_budget(tile, processor)))
+    return views
+
+
 class ImageCache:
-    """RSVQA asks ~100 questions per image: keep the last few decoded images."""
+    """RSVQA asks ~100 questions per image: keep the last few decoded images (their views, per tiling)."""
 
     def __init__(self, size: int = 16):
         self.size, self.items = size, {}
 
     def open(self, ref, processor):
+        """(source size, image within the budget): the image downscaled whole."""
+        return self.open_views(ref, processor, Tiling())[0]
+
+    def open_views(self, ref, processor, tiling: Tiling) -> list:
         from geoscale_vqa.benchmarks import open_image
 
-        key = str(ref) if isinstance(ref, (str, Path)) else None
+        key = (str(ref), tiling) if isinstance(ref, (str, Path)) else None
         if key is not None and key in self.items:
             return self.items[key]
-        source = open_image(ref)
-        image = (source.size, fit_to_pixel_budget(source, processor))
+        views = image_views(open_image(ref), processor, tiling)
         if key is not None:
             if len(self.items) >= self.size:
                 self.items.pop(next(iter(self.items)))
-            self.items[key] = image
-        return image
+            self.items[key] = views
+        return views
 
 
 # -- one batch -------------------------------------------------------------------------------
 @dataclass
 class Item:
-    """One question to answer: its prompt, its images (PIL, already within the budget) and source sizes."""
+    """One question to answer: its prompt, its images (PIL, already within the budget) and source sizes.
+
+    With tiling, `images` holds every tile (view) and `source_widths` each tile's width in source pixels;
+    `views` says how many views each source image became (None: one each).
+    """
 
     prompt: str
     images: list
     source_widths: list[int]
     gsd_m: float | None = None  # the source images' GSD (metadata), None if unknown
     noise: float = 0.0  # decades added to the metadata for noisy:SIGMA
+    views: list[int] | None = None
 
 
 @dataclass
@@ -246,20 +297,27 @@ class Answer:
     branch: str  # metadata | estimate | default
     sseu_mean: float | None = None  # SSE-U's log10 estimate (mean over the sample's images)
     sseu_var: float | None = None
+    views: list[int] | None = None  # views (tiles) per source image
+    view_effective_gsd_m: list[float] | None = None  # effective GSD of each view the model saw
 
     @property
     def gate_gsd_m(self) -> float:
         return 10.0**self.gate_log10_gsd
 
 
-def _effective_log10(item: Item, input_widths: list[int]) -> float | None:
-    """log10 effective GSD of a sample: the mean over its images (they may be resized differently)."""
+def _view_effective_gsd(item: Item, input_widths: list[int]) -> list[float] | None:
+    """The effective GSD of each image (tile) the model sees: source GSD x source width / input width."""
     from geoscale_vqa import effective_gsd
 
     if item.gsd_m is None:
         return None
-    values = [math.log10(effective_gsd(item.gsd_m, s, w)) for s, w in zip(item.source_widths, input_widths)]
-    return sum(values) / len(values)
+    return [effective_gsd(item.gsd_m, s, w) for s, w in zip(item.source_widths, input_widths)]
+
+
+def _effective_log10(item: Item, input_widths: list[int]) -> float | None:
+    """log10 effective GSD of a sample: the mean over its images or tiles (they may be resized differently)."""
+    views = _view_effective_gsd(item, input_widths)
+    return None if views is None else sum(math.log10(v) for v in views) / len(views)
 
 
 def _chat_text(processor, item: Item, gsd_text: str = "") -> str:
@@ -353,6 +411,8 @@ def answer_batch(em: EvalModel, items: list[Item], source: GSDSource, *, max_new
             branch=decision.branch[i],
             sseu_mean=float(pred.mean[i]) if pred is not None else None,
             sseu_var=float(pred.var[i]) if pred is not None else None,
+            views=items[i].views or [1] * len(items[i].images),
+            view_effective_gsd_m=_view_effective_gsd(items[i], widths[i]),
         )
         for i, text in enumerate(replies)
     ]
