@@ -188,3 +188,69 @@ def test_training_moves_thresholds():
     opt.step()
     assert not torch.equal(model.q_proj.tau, tau0)
     assert isinstance(model.q_proj, CSHLoRALinear)
+
+
+def _edit_adapter(path, *, config=None, tensors=None):
+    """Rewrite a saved adapter with some config values and/or tensors replaced."""
+    from safetensors.torch import load_file, save_file
+
+    if config is not None:
+        meta = json.loads((path / "cshlora_config.json").read_text())
+        meta["config"].update(config)
+        (path / "cshlora_config.json").write_text(json.dumps(meta))
+    if tensors is not None:
+        weights = path / "cshlora_adapter.safetensors"
+        save_file({**load_file(str(weights)), **tensors}, str(weights), metadata={"format": "cshlora-adapter/1"})
+    return path
+
+
+@pytest.mark.parametrize("name", ["q_proj.lora_B", "v_proj.sharpness"])
+def test_non_finite_adapter_tensors_are_refused(tmp_path, name):
+    model = injected()
+    out = cshlora.save_adapter(model, tmp_path / "a")
+    bad = model.get_parameter(name).detach().clone()
+    bad.view(-1)[1] = float("nan") if "lora_B" in name else float("inf")
+    _edit_adapter(out, tensors={name: bad})
+    fresh = TinyBlock()
+    with pytest.raises(ValueError, match=rf"tensor {name} has \d NaN and \d inf"):
+        cshlora.load_adapter(fresh, out)
+    assert not list(cshlora.cshlora_layers(fresh))  # nothing was injected
+
+
+def test_shapes_are_checked_against_the_header_before_injecting(tmp_path, monkeypatch):
+    out = _edit_adapter(cshlora.save_adapter(injected(), tmp_path / "a"), config={"r": 1_000_000})
+    monkeypatch.setattr(cshlora.model, "inject", lambda *a: pytest.fail("injected before comparing shapes"))
+    with pytest.raises(ValueError, match=r"lora_A has shape \(8, (\d+)\) .* expect \(1000000, \1\)"):
+        cshlora.load_adapter(TinyBlock(), out)
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"r": "abc"}, 'r must be a positive integer, got "abc"'),
+        ({"r": 2.5}, "r must be a positive integer, got 2.5"),
+        ({"alpha": "abc"}, 'alpha must be a number, got "abc"'),
+        ({"dropout": None}, "dropout must be a number, got null"),
+        ({"learn_tau": "no"}, 'learn_tau must be true or false, got "no"'),
+        ({"target_modules": ["q_proj", 5]}, "target_modules must be a list of module names"),
+        ({"tiers": [{"name": "object", "size": "x", "threshold_m": 2.0}]}, "tiers must be a list of"),
+        ({"bucket_edges_m": "2,30"}, "bucket_edges_m must be a list of numbers"),
+        ({"gate": "sometimes"}, "gate must be 'continuous', 'none' or 'bucketed'"),
+        ({"colour": "red"}, "unknown CS-HLoRA config keys colour"),
+    ],
+)
+def test_bad_adapter_configs_are_one_clear_error(tmp_path, config, message):
+    out = _edit_adapter(cshlora.save_adapter(injected(), tmp_path / "a"), config=config)
+    with pytest.raises(ValueError, match=message):
+        cshlora.load_adapter(TinyBlock(), out)
+
+
+def test_damaged_adapter_files_are_value_errors(tmp_path):
+    out = cshlora.save_adapter(injected(), tmp_path / "a")
+    weights = out / "cshlora_adapter.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-7])
+    with pytest.raises(ValueError, match="not a readable safetensors file"):
+        cshlora.load_adapter(TinyBlock(), out)
+    (out / "cshlora_config.json").write_text('{"format": "cshlora-adapter/1", "config": ')
+    with pytest.raises(ValueError, match="is not valid JSON"):
+        cshlora.load_adapter(TinyBlock(), out)

@@ -91,3 +91,26 @@ def test_plain_lora_adapter_next_to_cshlora_runs_ungated():
     layer = model.base_model.model.q_proj
     assert layer.gate_kind == "none"
     assert model(torch.randn(2, 16)).shape == (2, 3)  # no scale needed for ungated adapters
+
+
+def test_peft_load_refuses_non_finite_weights_and_a_rank_the_file_does_not_have(tmp_path):
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    model, pristine = peft_model()
+    out = save_pretrained(model, tmp_path / "peft")
+    weights = out / "adapter_model.safetensors"
+    state = load_file(str(weights))
+    key = next(k for k in state if k.endswith("lora_tau"))
+    save_file({**state, key: torch.full_like(state[key], float("nan"))}, str(weights))
+    with pytest.raises(ValueError, match=rf"tensor {key} has 8 NaN"):
+        from_pretrained(copy.deepcopy(pristine), out)
+    save_file(state, str(weights))
+    for name in ("adapter_config.json", "cshlora_config.json"):
+        meta = json.loads((out / name).read_text())
+        (meta["config"] if "config" in meta else meta)["r"] = 1_000_000
+        (out / name).write_text(json.dumps(meta))
+    too_big = r"lora_A.weight has shape \(8, \d+\), which does not fit the config's r=1000000"
+    with pytest.raises(ValueError, match=too_big):
+        from_pretrained(copy.deepcopy(pristine), out)

@@ -13,6 +13,7 @@ from torch import nn
 from .config import CSHLoRAConfig
 from .gate import check_log10_gsd, check_variance
 from .layer import ADAPTER_PARAM_NAMES, CSHLoRALinear, ScaleConditioned, as_scale_tensor
+from .loading import config_from_json, read_checked_tensors
 
 ADAPTER_WEIGHTS_NAME = "cshlora_adapter.safetensors"
 ADAPTER_CONFIG_NAME = "cshlora_config.json"
@@ -44,14 +45,7 @@ def _set_submodule(model: nn.Module, name: str, new: nn.Module) -> None:
     setattr(parent, child, new)
 
 
-def inject(model: nn.Module, config: CSHLoRAConfig) -> nn.Module:
-    """Wrap every targeted linear layer of ``model`` in a :class:`CSHLoRALinear`, in place.
-
-    All other parameters are frozen (as PEFT does); the adapter's ``lora_A``/``lora_B`` train, and
-    ``tau``/``sharpness`` train unless the config freezes them. Returns ``model``.
-    """
-    if any(True for _ in cshlora_layers(model)):
-        raise ValueError("the model already has CS-HLoRA layers; inject once per model")
+def _targets(model: nn.Module, config: CSHLoRAConfig) -> list[tuple[str, nn.Module]]:
     targets = [
         (name, module)
         for name, module in model.named_modules()
@@ -62,6 +56,18 @@ def inject(model: nn.Module, config: CSHLoRAConfig) -> nn.Module:
             f"no linear layer of {type(model).__name__} matches target_modules={config.target_modules!r} "
             f"(exclude_modules={config.exclude_modules!r})"
         )
+    return targets
+
+
+def inject(model: nn.Module, config: CSHLoRAConfig) -> nn.Module:
+    """Wrap every targeted linear layer of ``model`` in a :class:`CSHLoRALinear`, in place.
+
+    All other parameters are frozen (as PEFT does); the adapter's ``lora_A``/``lora_B`` train, and
+    ``tau``/``sharpness`` train unless the config freezes them. Returns ``model``.
+    """
+    if any(True for _ in cshlora_layers(model)):
+        raise ValueError("the model already has CS-HLoRA layers; inject once per model")
+    targets = _targets(model, config)
     for p in model.parameters():
         p.requires_grad_(False)
     for name, module in targets:
@@ -182,10 +188,44 @@ def load_adapter_config(path: str | os.PathLike) -> CSHLoRAConfig:
     cfg_file = path / ADAPTER_CONFIG_NAME
     if not cfg_file.is_file():
         raise FileNotFoundError(f"no CS-HLoRA adapter at {path}: {ADAPTER_CONFIG_NAME} is missing")
-    meta = json.loads(cfg_file.read_text())
-    if meta.get("format") != ADAPTER_FORMAT:
-        raise ValueError(f"{cfg_file}: unsupported adapter format {meta.get('format')!r} (expected {ADAPTER_FORMAT})")
-    return CSHLoRAConfig.from_dict(meta["config"])
+    try:
+        meta = json.loads(cfg_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise ValueError(f"{cfg_file} is not valid JSON ({err})") from None
+    if not isinstance(meta, dict) or meta.get("format") != ADAPTER_FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise ValueError(f"{cfg_file}: unsupported adapter format {found!r} (expected {ADAPTER_FORMAT})")
+    return config_from_json(meta, str(cfg_file))
+
+
+def _expected_shapes(model: nn.Module, config: CSHLoRAConfig) -> dict[str, tuple[int, ...]]:
+    """Shapes of the adapter tensors ``config`` would give ``model``, from layers built on the meta device."""
+    if any(True for _ in cshlora_layers(model)):
+        return {k: tuple(v.shape) for k, v in adapter_state_dict(model).items()}
+    shapes = {}
+    for name, module in _targets(model, config):
+        shadow = nn.Linear(module.in_features, module.out_features, bias=False, device="meta")
+        layer = CSHLoRALinear(shadow, config)
+        shapes.update({f"{name}.{p}": tuple(getattr(layer, p).shape) for p in ADAPTER_PARAM_NAMES if hasattr(layer, p)})
+    return shapes
+
+
+def _fits(path: Path, expected: dict[str, tuple[int, ...]]):
+    def check(stored: dict[str, tuple[int, ...]]) -> None:
+        missing, unexpected = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
+        if missing or unexpected:
+            raise ValueError(
+                f"adapter at {path} does not fit the model: missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+                f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
+            )
+        for name, shape in stored.items():
+            if shape != expected[name]:
+                raise ValueError(
+                    f"adapter tensor {name} has shape {shape} in {path / ADAPTER_WEIGHTS_NAME}, the model and its "
+                    f"config expect {expected[name]}"
+                )
+
+    return check
 
 
 def load_adapter(model: nn.Module, path: str | os.PathLike) -> nn.Module:
@@ -193,31 +233,18 @@ def load_adapter(model: nn.Module, path: str | os.PathLike) -> nn.Module:
 
     A model without CS-HLoRA layers is injected first with the saved config. Every adapter tensor
     must match a layer of the model and every layer must receive its tensors; anything else is an
-    error that names the offending keys. Returns ``model``.
+    error that names the offending keys. Shapes are compared with the file's header before the
+    adapter is injected or any tensor is read, and NaN/inf values are refused. Returns ``model``.
     """
-    from safetensors.torch import load_file
-
     path = Path(path)
     config = load_adapter_config(path)
-    if not any(True for _ in cshlora_layers(model)):
-        inject(model, config)
-    elif _model_config(model).to_dict() != config.to_dict():
+    injected = any(True for _ in cshlora_layers(model))
+    if injected and _model_config(model).to_dict() != config.to_dict():
         raise ValueError(f"the model's CS-HLoRA config differs from the adapter's config at {path}")
-    state = load_file(str(path / ADAPTER_WEIGHTS_NAME))
-    expected = adapter_state_dict(model)
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise ValueError(
-            f"adapter at {path} does not fit the model: missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
-            f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
-        )
+    state = read_checked_tensors(path / ADAPTER_WEIGHTS_NAME, _fits(path, _expected_shapes(model, config)))
+    if not injected:
+        inject(model, config)
     with torch.no_grad():
-        for key, target in expected.items():
-            src = state[key]
-            if src.shape != target.shape:
-                raise ValueError(
-                    f"adapter tensor {key} has shape {tuple(src.shape)}, the model expects {tuple(target.shape)}"
-                )
-            target.copy_(src.to(device=target.device, dtype=target.dtype))
+        for key, target in adapter_state_dict(model).items():
+            target.copy_(state[key].to(device=target.device, dtype=target.dtype))
     return model

@@ -35,6 +35,7 @@ from .backends import gated_lowrank
 from .config import CSHLoRAConfig
 from .gate import bucket_gate, continuous_gate
 from .layer import ScaleConditioned, is_4bit
+from .loading import read_checked_tensors
 from .model import load_adapter_config, write_adapter_config
 
 _CONFIG_ATTR = "_cshlora_config"
@@ -173,9 +174,44 @@ def save_pretrained(model: PeftModel, path: str | os.PathLike, adapter_name: str
     return out
 
 
+def _rank_fits(path: Path, r: int):
+    """A check of PEFT's adapter tensors against the rank of the CS-HLoRA config, on the file header."""
+    rank_dim = {"lora_A": 0, "lora_B": 1, "lora_tau": 0, "lora_sharpness": 0}
+
+    def check(stored: dict[str, tuple[int, ...]]) -> None:
+        for name, shape in stored.items():
+            kind = next((k for k in rank_dim if f".{k}" in name), None)
+            if kind is None:
+                continue
+            ok = len(shape) == (1 if kind in ("lora_tau", "lora_sharpness") else 2) and shape[rank_dim[kind]] == r
+            if not ok:
+                raise ValueError(f"{path}: tensor {name} has shape {shape}, which does not fit the config's r={r}")
+
+    return check
+
+
 def from_pretrained(model: nn.Module, path: str | os.PathLike, **kwargs: Any) -> PeftModel:
-    """Load an adapter written by :func:`save_pretrained` onto ``model`` through PEFT."""
+    """Load an adapter written by :func:`save_pretrained` onto ``model`` through PEFT.
+
+    Both config files are validated and the weights file's shapes (read from its header) compared with
+    the configured rank before PEFT allocates anything; NaN/inf weights are refused (``ValueError``).
+    """
+    path = Path(path)
     cs_config = load_adapter_config(path)
-    lora_config = LoraConfig.from_pretrained(str(path))
+    try:
+        lora_config = LoraConfig.from_pretrained(str(path))
+    except (OSError, TypeError, ValueError) as err:
+        raise ValueError(f"{path}: unreadable PEFT adapter_config.json ({type(err).__name__}: {err})") from None
+    if lora_config.r != cs_config.r:
+        raise ValueError(f"{path}: adapter_config.json has r={lora_config.r!r}, cshlora_config.json r={cs_config.r}")
+    weights = path / "adapter_model.safetensors"
+    if not weights.is_file():
+        raise FileNotFoundError(f"no PEFT adapter weights at {weights}")
+    read_checked_tensors(weights, _rank_fits(weights, cs_config.r))
     register(lora_config, cs_config)
-    return PeftModel.from_pretrained(model, str(path), config=lora_config, **kwargs)
+    try:
+        return PeftModel.from_pretrained(model, str(path), config=lora_config, **kwargs)
+    except RuntimeError as err:
+        if "size mismatch" not in str(err):
+            raise
+        raise ValueError(f"adapter at {path} does not fit the model: {' '.join(str(err).split())[:300]}") from None
