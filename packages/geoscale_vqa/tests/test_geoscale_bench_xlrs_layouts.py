@@ -212,3 +212,19 @@ def test_vlmevalkit_local_tsv_next_to_its_jsonl_is_not_read_twice(layouts, tmp_p
     folder = shutil.copytree(layouts["vlmevalkit"], tmp_path / "LMUData")
     (folder / "XLRS-Bench-lite_part0_local.tsv").write_text("index\timage_path\n1\tnowhere.jpg\n")
     assert len(load_benchmark("xlrs", folder, with_images=False)) == 9
+
+
+def test_a_rewritten_file_is_read_again(layouts, tmp_path):
+    """The lazy image readers cache the last records and shards; the cache key holds the file's mtime and size."""
+    import os
+
+    folder = shutil.copytree(layouts["vlmevalkit"], tmp_path / "vlm")
+    part = folder / "XLRS-Bench-lite_part0.jsonl"
+    before = open_image(load_benchmark("xlrs", folder).questions[0].images[0]).tobytes()
+    rows = [json.loads(line) for line in part.read_text().splitlines()]
+    rows[0]["image"] = rows[2]["image"]  # row 1 now shows x2.png, as row 3 does
+    part.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    os.utime(part, ns=(os.stat(part).st_atime_ns, os.stat(part).st_mtime_ns + 10**9))
+    questions = load_benchmark("xlrs", folder).questions
+    after = open_image(questions[0].images[0]).tobytes()
+    assert after != before and after == open_image(questions[2].images[0]).tobytes()

@@ -19,6 +19,7 @@ import base64
 import binascii
 import csv
 import json
+import os
 from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
@@ -26,6 +27,15 @@ from functools import lru_cache
 # A VLMEvalKit TSV row holds its images as base64 text; csv's default field limit (128 KiB) is far
 # below one 8,500 px image. Rows are still read one at a time, so this bounds one field, not the file.
 TSV_FIELD_LIMIT = 1 << 30
+
+
+def file_stamp(path: str) -> tuple[int, int]:
+    """(mtime in ns, size): part of every cache key below, so a rewritten file is read again."""
+    try:
+        st = os.stat(path)
+    except OSError as err:
+        raise ValueError(f"{path}: cannot read the file the image is in ({err.strerror})") from None
+    return st.st_mtime_ns, st.st_size
 
 
 def image_cell_bytes(cell, k: int, where: str) -> bytes:
@@ -52,13 +62,14 @@ class ParquetImage:
     k: int = 0
 
     def read_bytes(self) -> bytes:
-        group, offset = _locate_row(self.path, self.row)
-        cell = _row_group_column(self.path, group, self.column)[offset].as_py()
+        stamp = file_stamp(self.path)
+        group, offset = _locate_row(self.path, self.row, stamp)
+        cell = _row_group_column(self.path, group, self.column, stamp)[offset].as_py()
         return image_cell_bytes(cell, self.k, f"{self.path}: row {self.row}")
 
 
 @lru_cache(maxsize=64)
-def _row_group_starts(path: str) -> tuple[int, ...]:
+def _row_group_starts(path: str, stamp: tuple[int, int]) -> tuple[int, ...]:
     import pyarrow.parquet as pq
 
     meta = pq.ParquetFile(path).metadata
@@ -69,8 +80,8 @@ def _row_group_starts(path: str) -> tuple[int, ...]:
     return (*starts, total)
 
 
-def _locate_row(path: str, row: int) -> tuple[int, int]:
-    starts = _row_group_starts(path)
+def _locate_row(path: str, row: int, stamp: tuple[int, int]) -> tuple[int, int]:
+    starts = _row_group_starts(path, stamp)
     if not 0 <= row < starts[-1]:
         raise ValueError(f"{path}: row {row} out of range ({starts[-1]} rows)")
     group = bisect_right(starts, row) - 1
@@ -78,7 +89,7 @@ def _locate_row(path: str, row: int) -> tuple[int, int]:
 
 
 @lru_cache(maxsize=1)
-def _row_group_column(path: str, group: int, column: str):
+def _row_group_column(path: str, group: int, column: str, stamp: tuple[int, int]):
     """One row group's image column, kept while a runner walks its rows in order (a group is read once)."""
     import pyarrow.parquet as pq
 
@@ -103,12 +114,16 @@ class ArrowStreamImage:
         return image_cell_bytes(cell, self.k, f"{self.path}: row {self.row}")
 
 
-@lru_cache(maxsize=8)
 def read_arrow_shard(path: str):
     """The shard as a pyarrow Table over a memory map: no column is copied into memory until it is used.
 
     `datasets` writes Arrow IPC *stream* files; the IPC *file* format is accepted too.
     """
+    return _arrow_shard(path, file_stamp(path))
+
+
+@lru_cache(maxsize=8)
+def _arrow_shard(path: str, stamp: tuple[int, int]):
     import pyarrow as pa
 
     source = pa.memory_map(path)
@@ -135,7 +150,8 @@ class RecordImage:
 
     def read_bytes(self) -> bytes:
         where = f"{self.path}: record at byte {self.offset}"
-        images = base64_images(read_record(self.path, self.offset, self.fmt).get(self.column), where)
+        record = read_record(self.path, self.offset, self.fmt, file_stamp(self.path))
+        images = base64_images(record.get(self.column), where)
         if not 0 <= self.k < len(images):
             raise ValueError(f"{where}: no image {self.k} (the record holds {len(images)})")
         try:
@@ -166,7 +182,7 @@ def base64_images(value, where: str) -> list[str]:
 
 
 @lru_cache(maxsize=2)
-def read_record(path: str, offset: int, fmt: str) -> dict:
+def read_record(path: str, offset: int, fmt: str, stamp: tuple[int, int]) -> dict:
     """The one record (a dict) starting at `offset`; the last two are kept for multi-image questions."""
     with open(path, "rb") as f:
         f.seek(offset)
@@ -180,7 +196,7 @@ def read_record(path: str, offset: int, fmt: str) -> dict:
                 raise ValueError(f"{path}: record at byte {offset} is not a JSON object")
             return record
         if fmt == "tsv":
-            header = tsv_header(path)
+            header = tsv_header(path, stamp)
             row = next(csv.reader(_text_lines(f), delimiter="\t"), None)
             if row is None or len(row) != len(header):
                 raise ValueError(f"{path}: record at byte {offset} does not have the header's {len(header)} fields")
@@ -194,7 +210,7 @@ def _text_lines(f):
 
 
 @lru_cache(maxsize=16)
-def tsv_header(path: str) -> tuple[str, ...]:
+def tsv_header(path: str, stamp: tuple[int, int]) -> tuple[str, ...]:
     csv.field_size_limit(TSV_FIELD_LIMIT)
     with open(path, "rb") as f:
         header = next(csv.reader(_text_lines(f), delimiter="\t"), None)
@@ -210,7 +226,7 @@ def iter_tsv_rows(path: str):
     is where the row's first line starts, so `RecordImage` can read that row again on its own.
     """
     csv.field_size_limit(TSV_FIELD_LIMIT)
-    header = tsv_header(path)
+    header = tsv_header(path, file_stamp(path))
     with open(path, "rb") as f:
         position = [0]
 
