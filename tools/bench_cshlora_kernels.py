@@ -7,13 +7,15 @@
 Variants, each forward and forward+backward (input requires grad, base frozen, adapter trains):
   base        the frozen base linear alone
   eager       a PEFT-style gated LoRA in plain torch ops, unfused: x@A^T, *gate, @B^T, *scaling, add
+  peft        PEFT's own LoRA layer (peft.tuners.lora.Linear, ungated), when peft is installed
   torch       cshlora backend="torch" (the reference path)
   triton      cshlora backend="triton" (fused kernels; base product inside the fused GEMM)
   triton-tb   cshlora backend="triton" with CSHLORA_TRITON_BASE=torch (cuBLAS base, adapter added in place)
-Prints medians and ratios to the base, and writes JSON (named after the device) under
-benchmarks/results/. GPU timings use triton.testing.do_bench (median); CPU timings are
-time.perf_counter medians. On CPU the triton rows run in Triton's interpreter only when
---cpu-triton is given: they then measure the interpreter, not the kernels.
+Prints medians and ratios to the base and to eager, and writes JSON (named after the device) under
+benchmarks/results/ (tools/gpu_check.py imports bench_shape() for its benchmark step). GPU timings
+use triton.testing.do_bench (median); CPU timings are time.perf_counter medians. On CPU the triton
+rows run in Triton's interpreter only when --cpu-triton is given: they then measure the
+interpreter, not the kernels.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGET = "triton fwd+bwd <= 1.10x base fwd+bwd at T=8192, d=4096, r=64 (bf16, GPU), and faster than eager"
 
 
-def parse_args():
+def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tokens", type=int, nargs="+", help="T values (default 2048 8192; --quick: 256 1024)")
     p.add_argument("--dims", type=int, nargs="+", help="d_in = d_out values (default 2048 4096; --quick: 256 512)")
@@ -49,17 +51,11 @@ def parse_args():
     p.add_argument("--reps", type=int, default=7, help="CPU: timed samples per variant (median)")
     p.add_argument("--threads", type=int, help="CPU: torch threads (default: torch's choice)")
     p.add_argument("--out", type=Path, help="JSON path (default benchmarks/results/cshlora_kernels_<device>.json)")
-    return p.parse_args()
+    return p.parse_args(argv)
 
 
-args = parse_args()
-if args.cpu_triton and not torch.cuda.is_available():
-    # Read when the kernels are first loaded (cshlora.kernels), so setting it here is early enough.
-    os.environ["TRITON_INTERPRET"] = "1"
-
-
-def timer(device: torch.device):
-    """``median_ms(fn)`` for this device."""
+def timer(device: torch.device, reps: int = 7):
+    """``median_ms(fn)`` for this device (``reps`` timed samples on CPU)."""
     if device.type == "cuda":
         import triton.testing
 
@@ -71,7 +67,7 @@ def timer(device: torch.device):
         # Short calls are timed in batches of >= ~20 ms so timer resolution and jitter do not dominate.
         inner = max(1, int(0.02 / max(time.perf_counter() - t0, 1e-6)))
         times = []
-        for _ in range(args.reps):
+        for _ in range(reps):
             t0 = time.perf_counter()
             for _ in range(inner):
                 fn()
@@ -103,7 +99,34 @@ def eager_gated_lora(layer: CSHLoRALinear):
     return forward
 
 
+def peft_lora(layer: CSHLoRALinear):
+    """PEFT's LoRA layer (ungated) over the same frozen base, fp32 adapter as PEFT makes for half bases.
+
+    None when peft is not installed. Its B is randomised like the others' (B = 0 hides nothing in
+    PEFT's timing, but keeps every variant computing on the same kind of values).
+    """
+    try:
+        from peft import LoraConfig
+        from peft.tuners.lora.layer import Linear as PeftLinear
+    except ImportError:
+        return None
+    r, alpha = layer.r, layer.config.alpha
+    peft_layer = PeftLinear(
+        layer.base_layer, "default", config=LoraConfig(r=r, lora_alpha=alpha), r=r, lora_alpha=alpha
+    )
+    # PEFT moves the adapter to the base's device and dtype; get_peft_model then upcasts it to fp32
+    # (autocast_adapter_dtype): do the same here, leaving the shared base as it is.
+    for adapter in (peft_layer.lora_A, peft_layer.lora_B):
+        adapter.to(device=layer.lora_A.device, dtype=torch.float32)
+    nn.init.normal_(peft_layer.lora_B["default"].weight, std=0.01)
+    return peft_layer
+
+
 def main() -> None:
+    args = parse_args()
+    if args.cpu_triton and not torch.cuda.is_available():
+        # Read when the kernels are first loaded (cshlora.kernels), so setting it here is early enough.
+        os.environ["TRITON_INTERPRET"] = "1"
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     on_gpu = device.type == "cuda"
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[
@@ -117,7 +140,7 @@ def main() -> None:
     device_name = torch.cuda.get_device_name(device) if on_gpu else f"CPU: {cpu_name()}"
     if args.threads and not on_gpu:
         torch.set_num_threads(args.threads)
-    median_ms = timer(device)
+    median_ms = timer(device, args.reps)
     threads = "" if on_gpu else f"  threads {torch.get_num_threads()}"
     print(f"device: {device_name}  torch {torch.__version__}  dtype {dtype}  r={args.rank}{threads}")
     if not run_triton:
@@ -128,27 +151,32 @@ def main() -> None:
     rows = []
     for T in tokens:
         for d in dims:
-            rows += bench_shape(T, d, dtype, device, median_ms, run_triton)
-    report(rows, device_name, dtype, on_gpu, run_triton)
+            rows += bench_shape(T, d, dtype, device, median_ms, run_triton, args.rank, args.batch)
+    report(args, rows, device_name, dtype, on_gpu, run_triton)
 
 
-def bench_shape(T, d, dtype, device, median_ms, run_triton):
-    assert T % args.batch == 0, "T must be a multiple of --batch"
+def bench_shape(T, d, dtype, device, median_ms, run_triton, rank=64, batch=4):
+    """Rows (one per variant) of medians for one shape; ratios to base and to eager."""
+    assert T % batch == 0, "T must be a multiple of --batch"
     g = torch.Generator(device=device).manual_seed(0)
-    x = torch.randn(args.batch, T // args.batch, d, device=device, dtype=dtype, generator=g).requires_grad_(True)
-    dy = torch.randn(args.batch, T // args.batch, d, device=device, dtype=dtype, generator=g)
-    s = torch.linspace(-1.0, 2.5, args.batch, device=device)  # one log10 GSD per sample
-    ref = build(d, args.rank, dtype, device, "torch")
-    fused = build(d, args.rank, dtype, device, "triton")
+    x = torch.randn(batch, T // batch, d, device=device, dtype=dtype, generator=g).requires_grad_(True)
+    dy = torch.randn(batch, T // batch, d, device=device, dtype=dtype, generator=g)
+    s = torch.linspace(-1.0, 2.5, batch, device=device)  # one log10 GSD per sample
+    ref = build(d, rank, dtype, device, "torch")
+    fused = build(d, rank, dtype, device, "triton")
     variants = {
         "base": lambda: ref.base_layer(x),
         "eager": (lambda f: lambda: f(x, s))(eager_gated_lora(ref)),
-        "torch": lambda: ref(x, log10_gsd=s),
     }
+    peft_layer = peft_lora(ref)
+    if peft_layer is not None:
+        variants["peft"] = lambda: peft_layer(x)
+    variants["torch"] = lambda: ref(x, log10_gsd=s)
     if run_triton:
         variants["triton"] = lambda: fused(x, log10_gsd=s)
         variants["triton-tb"] = lambda: fused(x, log10_gsd=s)
-    params = [x] + [p for p in (*ref.parameters(), *fused.parameters()) if p.requires_grad]
+    adapters = (*ref.parameters(), *fused.parameters(), *(peft_layer.parameters() if peft_layer else ()))
+    params = [x] + [p for p in adapters if p.requires_grad]
     y_ref = ref(x, log10_gsd=s).detach().float()
     out = []
     for name, fwd in variants.items():
@@ -170,14 +198,24 @@ def bench_shape(T, d, dtype, device, median_ms, run_triton):
             {"T": T, "d": d, "variant": name, "fwd_ms": t_fwd, "fwd_bwd_ms": t_step, "max_rel_diff_vs_torch": err}
         )
     os.environ.pop("CSHLORA_TRITON_BASE", None)
-    base = out[0]
+    base, eager = out[0], out[1]
     for row in out:
         row["fwd_ratio"] = row["fwd_ms"] / base["fwd_ms"]
         row["fwd_bwd_ratio"] = row["fwd_bwd_ms"] / base["fwd_bwd_ms"]
+        row["fwd_bwd_vs_eager"] = row["fwd_bwd_ms"] / eager["fwd_bwd_ms"]
     return out
 
 
-def report(rows, device_name, dtype, on_gpu, run_triton):
+def target_met(rows) -> bool | None:
+    """The design target at T=8192, d=4096 (None when those rows are missing)."""
+    key = {(r["T"], r["d"], r["variant"]): r for r in rows}
+    if (8192, 4096, "triton") not in key:
+        return None
+    fused, eager = key[(8192, 4096, "triton")], key[(8192, 4096, "eager")]
+    return fused["fwd_bwd_ratio"] <= 1.10 and fused["fwd_bwd_ms"] < eager["fwd_bwd_ms"]
+
+
+def report(args, rows, device_name, dtype, on_gpu, run_triton):
     head = f"{'T':>6} {'d':>5} {'variant':10} {'fwd ms':>10} {'x base':>8} {'fwd+bwd ms':>11} {'x base':>8}"
     print(f"\n{head}  rel diff vs torch")
     for r in rows:
@@ -185,10 +223,8 @@ def report(rows, device_name, dtype, on_gpu, run_triton):
         print(f"{r['T']:6d} {r['d']:5d} {r['variant']:10} {r['fwd_ms']:10.3f} {r['fwd_ratio']:8.3f} "
               f"{r['fwd_bwd_ms']:11.3f} {r['fwd_bwd_ratio']:8.3f}  {diff}")  # fmt: skip
     target = None
-    key = {(r["T"], r["d"], r["variant"]): r for r in rows}
-    if on_gpu and (8192, 4096, "triton") in key and args.rank == 64 and dtype == torch.bfloat16:
-        fused, eager = key[(8192, 4096, "triton")], key[(8192, 4096, "eager")]
-        target = fused["fwd_bwd_ratio"] <= 1.10 and fused["fwd_bwd_ms"] < eager["fwd_bwd_ms"]
+    if on_gpu and args.rank == 64 and dtype == torch.bfloat16 and target_met(rows) is not None:
+        target = target_met(rows)
         print(f"\ntarget ({TARGET}): {'met' if target else 'NOT met'}")
     else:
         print(f"\ntarget ({TARGET}): not measured here (needs a GPU, bf16, T=8192, d=4096, r=64)")

@@ -284,6 +284,22 @@ def test_auto_picks_torch_on_cpu_even_under_the_interpreter():
         backends.resolve_backend("triton", x.double())  # the interpreter path is fp32 only
 
 
+def test_auto_stays_on_torch_for_cuda_inputs_until_the_gpu_check_passed(monkeypatch):
+    """The safe default: auto resolves CUDA inputs to torch while AUTO_ON_CUDA is False."""
+    from types import SimpleNamespace
+
+    from cshlora import backends
+
+    cuda_bf16 = SimpleNamespace(device=torch.device("cuda", 0), dtype=torch.bfloat16)  # no GPU needed
+    assert backends.resolve_backend("auto", cuda_bf16).name == "torch"
+    assert backends.resolve_backend("triton", cuda_bf16).name == "triton"  # still there when asked for
+    monkeypatch.setenv("CSHLORA_BACKEND", "triton")  # the environment override still wins
+    assert backends.resolve_backend(CSHLoRAConfig(backend="auto").resolved_backend(), cuda_bf16).name == "triton"
+    monkeypatch.delenv("CSHLORA_BACKEND")
+    monkeypatch.setattr(kernels, "AUTO_ON_CUDA", True)  # what switching auto back will do
+    assert backends.resolve_backend("auto", cuda_bf16).name == "triton"
+
+
 def test_explicit_triton_on_cpu_without_interpreter_is_refused(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     layer = make_layer(16, 8, 8, backend="triton")

@@ -1,7 +1,8 @@
 """The compiled triton backend on a CUDA GPU against a float64 torch reference (skipped without a GPU).
 
 The CPU suite (test_cshlora_triton.py) checks the kernels' arithmetic through Triton's interpreter;
-this checks the compiled kernels, half-precision inputs and the ``auto`` choice where they really run.
+this checks the compiled kernels and half-precision inputs where they really run, and that ``auto``
+stays on the torch path on CUDA until a GPU check has passed (``cshlora.kernels.AUTO_ON_CUDA``).
 Tolerances are relative to each tensor's largest element: bf16/fp16 outputs and dX are rounded to
 8/11 bits, and fp32 adapter products on tensor cores use TF32.
 """
@@ -64,10 +65,15 @@ def check(layer, d_in, dtype, lead=(3, 77)):
 def test_cuda_matches_float64_reference(dtype, gate):
     torch.manual_seed(0)
     base = nn.Linear(200, 136).to(DEVICE, dtype).requires_grad_(False)
-    layer = CSHLoRALinear(base, CSHLoRAConfig(r=64, alpha=32, gate=gate, backend="auto"))
+    layer = CSHLoRALinear(base, CSHLoRAConfig(r=64, alpha=32, gate=gate, backend="triton"))
     randomize_adapter(layer)
-    assert "backend=auto->triton" in repr(layer)
+    assert "backend=triton" in repr(layer)
     check(layer, 200, dtype)
+
+
+def test_auto_keeps_the_torch_path_on_cuda_until_a_gpu_check_passed():
+    layer = CSHLoRALinear(nn.Linear(16, 8).to(DEVICE), CSHLoRAConfig(r=8, backend="auto"))
+    assert "backend=auto->torch" in repr(layer)
 
 
 def test_cuda_nf4_base_matches_reference_on_the_dequantised_weight():
@@ -76,7 +82,7 @@ def test_cuda_nf4_base_matches_reference_on_the_dequantised_weight():
     dense = nn.Linear(256, 192)
     q = bnb.nn.Linear4bit(256, 192, compute_dtype=torch.bfloat16, quant_type="nf4")
     q.load_state_dict(dense.state_dict())
-    q = q.to(DEVICE)  # quantises
+    q = q.to(DEVICE).requires_grad_(False)  # quantises; a trainable bias would send the layer to torch
     layer = CSHLoRALinear(q, CSHLoRAConfig(r=64, alpha=32, backend="triton"))
     randomize_adapter(layer)
     # Reference: the same adapter on a dense layer holding exactly the dequantised NF4 weight.

@@ -4,7 +4,8 @@ A backend is a function ``forward(layer, x, s, var) -> Tensor`` returning the la
 ``base(x) + scaling * ((dropout(x) @ A^T) * h(s)) @ B^T`` in the base output's dtype, so a backend
 may fuse the adapter into the base computation. ``s`` and ``var`` arrive already validated and
 shaped to broadcast against ``x.shape[:-1]`` (or ``None`` for ungated LoRA). Backends register
-themselves on import; ``"auto"`` picks the best available for the input's device.
+themselves on import; ``"auto"`` picks the highest-priority backend that offers itself to
+``auto`` for the input (today always torch: triton waits for a GPU check, see ``cshlora.kernels``).
 """
 
 from __future__ import annotations

@@ -9,6 +9,11 @@ Where it runs: CUDA tensors in fp16/bf16/fp32. CPU tensors only under Triton's i
 (``TRITON_INTERPRET=1``) and only in fp32 (the interpreter mishandles bf16 dots); that path exists
 for tests and is chosen only when ``backend="triton"`` is asked for explicitly: ``"auto"`` never
 picks the interpreter, which is orders of magnitude slower than the torch path.
+
+``"auto"`` does not pick these kernels on CUDA either, for now: they have never run on a GPU.
+:data:`AUTO_ON_CUDA` turns that on once ``tools/gpu_check.sh`` step (a), the compiled kernels
+against a float64 reference, has passed on a GPU and its result file is committed
+(benchmarks/README.md, "Switching auto back to triton"). ``backend="triton"`` works meanwhile.
 """
 
 from __future__ import annotations
@@ -22,6 +27,10 @@ import torch
 _TRUE = ("1", "true", "on", "yes", "y")
 _DTYPES_CUDA = (torch.float16, torch.bfloat16, torch.float32)
 REQUIRES = "the triton backend runs fp16/bf16/fp32 CUDA tensors, and fp32 CPU tensors under TRITON_INTERPRET=1"
+# Whether backend="auto" sends CUDA inputs here. False until the compiled kernels have passed
+# tools/gpu_check.sh step (a) on a GPU with the result committed: until then auto keeps the torch
+# path, so eval/predict on a GPU never run kernels that no GPU has run.
+AUTO_ON_CUDA = False
 
 
 def interpreter_on() -> bool:
@@ -40,8 +49,8 @@ def supports(x: torch.Tensor) -> bool:
 
 
 def auto_supports(x: torch.Tensor) -> bool:
-    """Inputs ``backend="auto"`` sends here: CUDA only (never the interpreter)."""
-    return x.device.type == "cuda" and x.dtype in _DTYPES_CUDA
+    """Inputs ``backend="auto"`` sends here: CUDA only (never the interpreter), once :data:`AUTO_ON_CUDA`."""
+    return AUTO_ON_CUDA and x.device.type == "cuda" and x.dtype in _DTYPES_CUDA
 
 
 def load_lowrank():
@@ -60,4 +69,4 @@ def triton_forward(layer, x, s, var):
     return forward(layer, x, s, var)
 
 
-__all__ = ["auto_supports", "interpreter_on", "load_lowrank", "supports", "triton_forward"]
+__all__ = ["AUTO_ON_CUDA", "auto_supports", "interpreter_on", "load_lowrank", "supports", "triton_forward"]
