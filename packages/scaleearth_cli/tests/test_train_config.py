@@ -74,3 +74,48 @@ def test_non_finite_steps_are_skipped_then_training_stops(tmp_path, monkeypatch,
 
     with pytest.raises(TrainingError, match="3 steps had a non-finite loss"):
         train(train_config(**common, out=str(tmp_path / "b"), max_steps=6, max_bad_steps=2))
+
+
+YAML_CASES = [
+    ("r: abc", "r: expected an integer, got 'abc'"),
+    ("r: 2.5", "r: expected an integer, got 2.5"),
+    ("lr: abc", "lr: expected a number, got 'abc'"),
+    ('batch_size: "2"', "batch_size: expected an integer, got '2'"),
+    ("gate_gsd: 5", "gate_gsd: expected 'oracle', 'predicted' or 'mixed:P', got 5"),
+    ("resume: 5", "resume: expected 'none', 'auto' or a checkpoint folder, got 5"),
+    ("r: [1, 2", "is not valid YAML: expected ',' or ']'"),
+    ("sources: llava", "sources: expected a list of source names, e.g. [llava]"),
+    ('progress: "no"', "progress: expected true or false, got 'no'"),
+    ('bf16: "maybe"', "bf16: expected true or false, got 'maybe'"),
+    ("max_turns: [4]", "max_turns: expected an integer, got [4]"),
+    ("extra: 5", "extra: expected a mapping, got 5"),
+    ("- r\n- 8", "must hold a mapping"),
+    ("1: 2", "config keys must be names, got 1"),
+    ("stage: '2'", "stage: expected an integer, got '2'"),
+    ("alpha: .nan", "alpha: must be a positive number, got nan"),
+]
+
+
+@pytest.mark.parametrize("text, message", YAML_CASES)
+def test_yaml_values_are_type_checked_with_key_value_and_expectation(tmp_path, text, message):
+    (tmp_path / "run.yaml").write_text(text + "\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path / "run.yaml", {})
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_yaml_number_spellings_that_yaml_1_1_reads_as_text_are_numbers(tmp_path):
+    (tmp_path / "run.yaml").write_text("lr: 1e-4\nsseu_lr: 3E-3\nalpha: 16\nsources: [llava]\nbf16: no\n")
+    cfg = load_config(tmp_path / "run.yaml", {})
+    assert (cfg.lr, cfg.sseu_lr, cfg.alpha, cfg.sources, cfg.bf16) == (1e-4, 3e-3, 16, ["llava"], False)
+
+
+@pytest.mark.parametrize("text, message", YAML_CASES[:4] + YAML_CASES[6:8])
+def test_cli_reports_a_bad_config_file_in_one_line(tmp_path, text, message):
+    (tmp_path / "run.yaml").write_text(text + "\n")
+    result = CliRunner().invoke(app, ["train", "--config", str(tmp_path / "run.yaml"), "--data", str(tmp_path),
+                                      "--out", str(tmp_path / "o")])  # fmt: skip
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert message in lines[0]
+    assert not (tmp_path / "o").exists()

@@ -3,23 +3,31 @@
 A checkpoint folder ``checkpoints/step-000040/`` holds the trainable weights (adapter, SSE-U head,
 anything unfrozen), the optimizer moments, the scheduler, every RNG and each rank's data position.
 It is written under a temporary name and renamed once complete, so a killed run never leaves a
-half-written checkpoint that ``--resume auto`` could pick up.
+half-written checkpoint that ``--resume auto`` could pick up; ``trainer_state.json``, written last,
+records the sha256 of every other file, so a checkpoint damaged later (a truncated or changed file) is
+recognised: ``--resume auto`` then falls back to the newest intact one and says so, and loading a damaged
+one is a ``ValueError`` naming the file.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from geoscale_vqa.shards import sha256_file
+
 from .data import DataPosition
 
 CHECKPOINT_DIR = "checkpoints"
+TRAINER_STATE = "trainer_state.json"
 _PREFIX = "step-"
 
 
@@ -76,11 +84,67 @@ def checkpoint_path(run_dir: Path, step: int) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR / f"{_PREFIX}{step:06d}"
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The newest complete checkpoint of a run (temporary folders of a killed save are ignored)."""
+def _file_digests(folder: Path) -> dict[str, str]:
+    return {
+        p.relative_to(folder).as_posix(): sha256_file(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != TRAINER_STATE
+    }
+
+
+def checkpoint_problem(ckpt: Path) -> str | None:
+    """Why checkpoint folder ``ckpt`` cannot be trusted (None when it is intact)."""
+    try:
+        state = json.loads((Path(ckpt) / TRAINER_STATE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        return f"{TRAINER_STATE} is unreadable ({type(err).__name__})"
+    if not isinstance(state, dict) or not isinstance(state.get("step"), int):
+        return f"{TRAINER_STATE} is malformed (no step)"
+    files = state.get("files")
+    if files is None:  # written before checksums were recorded: the safetensors headers must at least hold
+        return _legacy_problem(Path(ckpt))
+    if not isinstance(files, dict):
+        return f"{TRAINER_STATE} is malformed (no file list)"
+    for name, digest in files.items():
+        path = Path(ckpt) / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if sha256_file(path) != digest:
+            return f"{name} does not match its recorded sha256 (truncated or changed)"
+    return None
+
+
+def _legacy_problem(ckpt: Path) -> str | None:
+    from safetensors import SafetensorError, safe_open
+
+    for path in sorted(ckpt.rglob("*.safetensors")):
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                list(f.keys())
+        except (OSError, SafetensorError) as err:
+            return f"{path.relative_to(ckpt)} is unreadable ({err})"
+    return None
+
+
+def _say(message: str) -> None:
+    if os.environ.get("RANK", "0") == "0":  # once per run, not once per rank
+        print(message, file=sys.stderr, flush=True)
+
+
+def latest_checkpoint(run_dir: Path, say=_say) -> Path | None:
+    """The newest intact checkpoint of a run (temporary folders of a killed save are ignored).
+
+    A newer checkpoint that is damaged is skipped, and ``say`` is told which one and why.
+    """
     root = Path(run_dir) / CHECKPOINT_DIR
-    done = [p for p in root.glob(f"{_PREFIX}*") if p.is_dir() and (p / "trainer_state.json").is_file()]
-    return max(done, key=lambda p: int(p.name[len(_PREFIX) :]), default=None)
+    done = [p for p in root.glob(f"{_PREFIX}*") if p.is_dir() and (p / TRAINER_STATE).is_file()]
+    done = [p for p in done if p.name[len(_PREFIX) :].isdigit()]
+    for ckpt in sorted(done, key=lambda p: int(p.name[len(_PREFIX) :]), reverse=True):
+        problem = checkpoint_problem(ckpt)
+        if problem is None:
+            return ckpt
+        say(f"warning: checkpoint {ckpt} is damaged ({problem}); falling back to an older one")
+    return None
 
 
 def save_rank_state(ckpt_tmp: Path, rank: int, position: DataPosition) -> None:
@@ -111,7 +175,8 @@ def save_checkpoint(
     (tmp / "optimizer.json").write_text(json.dumps(opt_meta))
     (tmp / "scheduler.json").write_text(json.dumps(scheduler.state_dict()))
     export(tmp)
-    (tmp / "trainer_state.json").write_text(json.dumps({**trainer, "step": step}, indent=2))
+    files = _file_digests(tmp)
+    (tmp / TRAINER_STATE).write_text(json.dumps({**trainer, "step": step, "files": files}, indent=2))
     if final.exists():
         shutil.rmtree(final)
     tmp.rename(final)
@@ -119,8 +184,14 @@ def save_checkpoint(
 
 
 def load_checkpoint(ckpt: Path, module, optimizer, scheduler, rank: int) -> tuple[dict, DataPosition]:
-    """Restore everything ``save_checkpoint`` wrote; returns the trainer state and this rank's data position."""
+    """Restore everything ``save_checkpoint`` wrote; returns the trainer state and this rank's data position.
+
+    A damaged checkpoint (see ``checkpoint_problem``) is a ``ValueError`` before anything is restored.
+    """
     ckpt = Path(ckpt)
+    problem = checkpoint_problem(ckpt)
+    if problem is not None:
+        raise ValueError(f"checkpoint {ckpt} is damaged: {problem}; resume from an older one (--resume auto)")
     state = load_file(str(ckpt / "trainable.safetensors"))
     params = dict(module.named_parameters())
     missing = sorted(n for n, p in params.items() if p.requires_grad and n not in state)
@@ -141,5 +212,5 @@ def load_checkpoint(ckpt: Path, module, optimizer, scheduler, rank: int) -> tupl
         raise ValueError(f"checkpoint {ckpt} has no state for rank {rank}: resume with the same number of processes")
     meta = json.loads(rank_file.read_text())
     _set_rng_state(load_file(str(ckpt / f"rng_rank{rank}.safetensors")), meta["rng"])
-    trainer = json.loads((ckpt / "trainer_state.json").read_text())
+    trainer = json.loads((ckpt / TRAINER_STATE).read_text())
     return trainer, DataPosition(**meta["data"])

@@ -1,27 +1,75 @@
-"""Typer application: each command parses and validates its flags, then calls library code."""
+"""Typer application: each command parses and validates its flags, then calls library code.
+
+An expected user error (bad input data, a bad config, a damaged file) ends the command with one line
+`error: ...` and exit code 1; `scaleearth --debug ...` or SCALEEARTH_DEBUG=1 shows the traceback instead.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
+
+DEBUG_ENV = "SCALEEARTH_DEBUG"
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """Errors a user causes and can fix: everything else (a bug) keeps its traceback."""
+    import yaml
+    from safetensors import SafetensorError
+
+    from geoscale_vqa import BuildError
+
+    from .train import TrainingError
+
+    return ValueError, OSError, BuildError, TrainingError, yaml.YAMLError, SafetensorError
+
+
+def one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return f"{type(err).__name__}: {text}" if isinstance(err, OSError) and not str(err) else text
+
+
+class _Commands(TyperGroup):
+    """Runs a command; an expected error becomes `error: <one line>` and exit code 1 (see module doc)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except _expected_errors() as err:
+            if ctx.meta.get("scaleearth.debug") or os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+                raise
+            typer.echo(f"error: {one_line(err)} (scaleearth --debug shows the traceback)", err=True)
+            sys.stdout.flush()
+            raise typer.Exit(1) from None
+
 
 app = typer.Typer(
     name="scaleearth",
     no_args_is_help=True,
     add_completion=False,
+    cls=_Commands,
 )
 
 
 @app.callback()
-def main() -> None:
+def main(
+    ctx: typer.Context,
+    debug: Annotated[
+        bool, typer.Option("--debug", help=f"Show the full traceback of an error (or set {DEBUG_ENV}=1).")
+    ] = False,
+) -> None:
     """ScaleEarth: continuous scale conditioning (CS-HLoRA) for remote-sensing VLMs.
 
     Example:
 
         uv run scaleearth info
     """
+    ctx.meta["scaleearth.debug"] = debug
 
 
 @app.command()
@@ -98,6 +146,19 @@ def build_data(
             "--merge-parts", metavar="OUT", help="Merge the finished parts in OUT into one manifest, then exit."
         ),
     ] = None,
+    max_pixels: Annotated[
+        int, typer.Option(min=1, help="Reject images with more pixels than this, before decoding them.")
+    ] = 100_000_000,
+    max_file_mb: Annotated[
+        int, typer.Option(min=1, help="Reject image and label files larger than this many MiB, unread.")
+    ] = 512,
+    allow_outside_root: Annotated[
+        bool,
+        typer.Option(
+            "--allow-outside-root",
+            help="Read files whose real path (symlinks resolved) leaves their source's folder; refused by default.",
+        ),
+    ] = False,
 ) -> None:
     """Build GeoScale-VQA: scale-layered QA from remote-sensing datasets, written as WebDataset shards.
 
@@ -117,11 +178,7 @@ def build_data(
     if merge_parts is not None:
         if source:
             raise typer.BadParameter("--merge-parts takes no --source", param_hint="--merge-parts")
-        try:
-            geoscale_vqa.merge_parts(merge_parts)
-        except geoscale_vqa.BuildError as err:
-            console.print(f"[red]error:[/red] {err}")
-            raise typer.Exit(1) from None
+        geoscale_vqa.merge_parts(merge_parts)  # a BuildError is one `error:` line (see _Commands)
         console.print(f"merged the parts of {merge_parts} into {merge_parts / 'manifest.json'}")
         return
     if not source:
@@ -150,25 +207,24 @@ def build_data(
             qa_per_tier=teacher_qa_per_tier,
             trust_remote_code=teacher_trust_remote_code,
         )
-    try:
-        geoscale_vqa.build(
-            specs,
-            out,
-            workers=workers,
-            shard_size=shard_size,
-            seed=seed,
-            templates=templates,
-            max_template_qa=max_template_qa,
-            max_side=max_side,
-            synthetic_size=synthetic_size,
-            teacher=teacher_config,
-            resume=resume,
-            part=part_of,
-            console=console,
-        )
-    except geoscale_vqa.BuildError as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(1) from None
+    geoscale_vqa.build(  # BuildError, SourceError (an unreadable index file): one `error:` line
+        specs,
+        out,
+        workers=workers,
+        shard_size=shard_size,
+        seed=seed,
+        templates=templates,
+        max_template_qa=max_template_qa,
+        max_side=max_side,
+        synthetic_size=synthetic_size,
+        teacher=teacher_config,
+        resume=resume,
+        part=part_of,
+        max_pixels=max_pixels,
+        max_file_bytes=max_file_mb * 2**20,
+        allow_outside_root=allow_outside_root,
+        console=console,
+    )
 
 
 @app.command("make-tiny-model")
@@ -196,6 +252,20 @@ def make_tiny_model_cmd(
         raise typer.BadParameter("must be a multiple of 16", param_hint="--hidden-size")
     path = make_tiny_model(out, seed=seed, hidden_size=hidden_size, num_layers=layers)
     Console().print(f"tiny Qwen3-VL written to {path}")
+
+
+def _check_corpus(cfg) -> None:
+    """Fail in one line, before any model loads, when the corpus cannot give this run a sample."""
+    from geoscale_vqa.reader import corpus_problem
+
+    problem = corpus_problem(cfg.data, cfg.split, cfg.resolved_sources)
+    if problem is None:
+        return
+    what, message = problem
+    if what == "sources":
+        asked = "Stage 1 trains on llava unless told otherwise" if cfg.sources is None else "--sources named them"
+        message += f" ({asked}; pick the corpus's sources with --sources NAME, or build the missing one)"
+    raise ValueError(message)
 
 
 def _train_overrides(**flags) -> dict:
@@ -262,7 +332,6 @@ def train(
     from rich.console import Console
 
     from .config import RESOLVED_CONFIG_NAME, ConfigError, load_config
-    from .train import TrainingError
     from .train import train as run_training
 
     console = Console()
@@ -278,24 +347,22 @@ def train(
     )  # fmt: skip
     try:
         cfg = load_config(config, overrides)
-    except ConfigError as err:
-        raise typer.BadParameter(str(err)) from None
+    except ConfigError as err:  # one line, and the usage-error exit code as for a bad flag
+        typer.echo(f"error: {one_line(err)}", err=True)
+        raise typer.Exit(2) from None
     if not cfg.out:
         raise typer.BadParameter("a run folder is needed", param_hint="--out")
     if not cfg.data:
         raise typer.BadParameter("training data is needed (a build-data output folder)", param_hint="--data")
     if not Path(cfg.data).exists():
         raise typer.BadParameter(f"{cfg.data} does not exist", param_hint="--data")
+    _check_corpus(cfg)
     if cfg.nproc > 1:
         from .distributed import launch
 
         resolved = cfg.save(Path(cfg.out) / RESOLVED_CONFIG_NAME)
         raise typer.Exit(launch(resolved, cfg.nproc))
-    try:
-        result = run_training(cfg, console=console)
-    except TrainingError as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(1) from None
+    result = run_training(cfg, console=console)  # TrainingError and other user errors: one `error:` line
     console.print(f"trained {result.steps} steps ({result.skipped_steps} skipped); outputs in {result.final_dir}")
     if result.merged_dir is not None:
         console.print(f"merged Stage-1 model: {result.merged_dir}")
@@ -319,14 +386,12 @@ def _load_model(model: str, adapter: Path | None, device: str | None, quantize: 
         raise typer.BadParameter(f"expected none or nf4, got {quantize!r}", param_hint="--quantize")
     if adapter is not None and not adapter.exists():
         raise typer.BadParameter(f"{adapter} does not exist", param_hint="--adapter")
-    try:
-        return load_eval_model(model, adapter, device=device, quantize=quantize, max_pixels=max_pixels)
-    except ValueError as err:
-        raise typer.BadParameter(str(err), param_hint="--adapter") from None
+    # A damaged or mismatched adapter / SSE-U head is a ValueError naming the file: one `error:` line.
+    return load_eval_model(model, adapter, device=device, quantize=quantize, max_pixels=max_pixels)
 
 
 def _fail(console, err: Exception):
-    console.print(f"[red]error:[/red] {err}")
+    typer.echo(f"error: {one_line(err)}", err=True)
     return typer.Exit(1)
 
 

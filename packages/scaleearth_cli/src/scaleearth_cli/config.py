@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,44 @@ RESOLVED_CONFIG_NAME = "config.yaml"
 
 class ConfigError(ValueError):
     """A configuration value that cannot work; the message names the field."""
+
+
+# YAML 1.1 (PyYAML) reads `lr: 1e-4` as text (it wants `1.0e-4`): such a string is taken as the number.
+_SCI_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)[eE][+-]?\d+")
+# What a value must be, in words, for fields whose type alone does not say it.
+_EXPECTED = {
+    "resume": "'none', 'auto' or a checkpoint folder",
+    "gate_gsd": "'oracle', 'predicted' or 'mixed:P'",
+    "sources": "a list of source names, e.g. [llava] or [synthetic, rsvqa-lr]",
+    "quantize": "nf4 or none",
+}
+_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "text", list: "a list", dict: "a mapping"}
+
+
+def _typed(name: str, value, hint):
+    """``value`` checked against the field's type hint (converted only for YAML's `1e-4`-as-text quirk)."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+    base = typing.get_origin(hint) or hint
+    if base is float and isinstance(value, str) and _SCI_NUMBER.fullmatch(value.strip()):
+        value = float(value)
+    ok = {
+        int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+        float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        bool: lambda v: isinstance(v, bool),
+        str: lambda v: isinstance(v, str),
+        list: lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+        dict: lambda v: isinstance(v, dict),
+    }.get(base, lambda v: True)(value)
+    if not ok:
+        expected = _EXPECTED.get(name, _WORDS.get(base, str(hint)))
+        if base is list:
+            expected = _EXPECTED.get(name, "a list of text")
+        raise ConfigError(f"{name}: expected {expected}, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -108,6 +149,10 @@ class TrainConfig:
             if not ok:
                 raise ConfigError(f"{name}: {msg}")
 
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):  # types first: the range checks below compare numbers
+            setattr(self, f.name, _typed(f.name, getattr(self, f.name), hints[f.name]))
+
         need(self.stage in (1, 2), "stage", f"must be 1 or 2, got {self.stage!r}")
         need(self.adapter in ADAPTERS, "adapter", f"must be one of {', '.join(ADAPTERS)}, got {self.adapter!r}")
         need(self.device in DEVICES, "device", f"must be one of {', '.join(DEVICES)}, got {self.device!r}")
@@ -122,10 +167,12 @@ class TrainConfig:
         for name in ("warmup_steps", "sseu_warmup_steps", "num_workers", "max_bad_steps", "shuffle_buffer"):
             need(int(getattr(self, name)) >= 0, name, f"must be >= 0, got {getattr(self, name)!r}")
         for name in ("lr", "sseu_lr", "alpha"):
-            need(math.isfinite(getattr(self, name)) and getattr(self, name) > 0, name, "must be a positive number")
-        need(math.isfinite(self.gsd_loss_weight) and self.gsd_loss_weight >= 0, "gsd_loss_weight", "must be >= 0")
+            value = getattr(self, name)
+            need(math.isfinite(value) and value > 0, name, f"must be a positive number, got {value!r}")
+        weight = self.gsd_loss_weight
+        need(math.isfinite(weight) and weight >= 0, "gsd_loss_weight", f"must be >= 0, got {weight!r}")
         need(0.0 <= self.beta <= 1.0, "beta", f"must be in [0, 1], got {self.beta!r}")
-        need(self.max_turns is None or self.max_turns >= 1, "max_turns", "must be >= 1")
+        need(self.max_turns is None or self.max_turns >= 1, "max_turns", f"must be >= 1, got {self.max_turns!r}")
         need(self.merge is False or self.stage == 1, "merge", "--merge writes a Stage-1 model; it is for --stage 1")
         need(not (self.merge and self.resolved_quantize == "nf4"), "merge", "cannot merge into an NF4 base; "
              "train Stage 1 with --quantize none")  # fmt: skip
@@ -148,6 +195,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        bad = [k for k in d if not isinstance(k, str)]
+        if bad:
+            raise ConfigError(f"config keys must be names, got {bad[0]!r}")
         d = {k.replace("-", "_"): v for k, v in d.items()}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
@@ -164,18 +214,31 @@ class TrainConfig:
         return path
 
 
-def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:
-    """The YAML file's values (if any), then every override that is not None; validated."""
+def read_yaml(path: Path):
+    """The YAML document in ``path``; a syntax error is one ConfigError line with its position."""
     import yaml
 
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config file {path} is not UTF-8 text ({err})") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"config file {path} is not valid YAML: {problem}{where}") from None
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:
+    """The YAML file's values (if any), then every override that is not None; validated."""
     values: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
-        loaded = yaml.safe_load(path.read_text()) or {}
+        loaded = read_yaml(path) or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} must hold a mapping of keys to values")
-        values.update({k.replace("-", "_"): v for k, v in loaded.items()})
+        values.update(loaded)
     values.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig.from_dict(values)
