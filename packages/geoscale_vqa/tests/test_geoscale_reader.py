@@ -69,12 +69,34 @@ def test_conversation_mode_puts_the_image_in_the_first_turn(built_corpus):
     assert conv["messages"][1]["content"] == [{"type": "text", "text": "Three."}]
     assert conv["messages"][2]["content"] == [{"type": "text", "text": "Describe the image."}]
     assert conv["gsd_m"] == 0.5
-    (short,) = [
+    short = [
         c
         for c in geoscale_dataset(built_corpus, sources="llava", origins="source", max_turns=1)
         if c["image_id"] == "imgs/a.png"
     ]
-    assert len(short["messages"]) == 2
+    # Every QA is used: one conversation per QA, each with the image, none dropped.
+    assert [len(c["messages"]) for c in short] == [2, 2, 2]
+    assert [c["messages"][1]["content"][0]["text"] for c in short] == [
+        m["content"][0]["text"] for m in conv["messages"][1::2]
+    ]
+    assert all(c["messages"][0]["content"][0] == {"type": "image"} for c in short)
+    assert len({c["__key__"] for c in short}) == 3
+
+
+def test_vqa_turns_carry_the_evaluation_prompt(corpus):
+    """Template (VQA) questions are asked in training exactly as the GeoScale benchmark asks them."""
+    from geoscale_vqa.benchmarks import load_benchmark
+
+    bench = load_benchmark("geoscale", corpus, split="train")
+    asked = {(q.id.rsplit("/", 1)[0], q.question): q.prompt for q in bench.questions}
+    seen = 0
+    for conv in geoscale_dataset(corpus, split="train", max_turns=1):
+        (qa,) = conv["qa"]
+        user_text = conv["messages"][0]["content"][-1]["text"]
+        assert user_text.endswith("\nAnswer the question using a single word or phrase.")
+        assert user_text == asked[(conv["__key__"].rsplit("/", 1)[0], qa["question"])]
+        seen += 1
+    assert seen == len(bench.questions)
 
 
 def test_shard_urls_by_split(corpus):

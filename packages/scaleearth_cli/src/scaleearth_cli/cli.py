@@ -640,7 +640,9 @@ def quickstart(
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder: every artifact lands here.")] = Path(
         "runs/quickstart"
     ),
-    steps: Annotated[int, typer.Option(min=1, help="Optimizer steps of Stage 1 and of Stage 2.")] = 1000,
+    pretrain_steps: Annotated[int, typer.Option(min=1, help="Backbone-pretraining steps (captions).")] = 1500,
+    stage1_steps: Annotated[int, typer.Option(min=1, help="Stage-1 SFT steps.")] = 300,
+    stage2_steps: Annotated[int, typer.Option(min=1, help="Stage-2 steps (CS-HLoRA + SSE-U).")] = 1500,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda (auto: cuda when available).")] = "auto",
     scenes: Annotated[int, typer.Option(min=10, help="Scale-world scenes in the corpus (1 in 10 held out).")] = 2000,
     questions: Annotated[
@@ -650,15 +652,16 @@ def quickstart(
 ) -> None:
     """The whole pipeline on the synthetic scale world and a tiny Qwen3-VL: no GPU, no downloads.
 
-    Builds the corpus, makes the tiny model, trains Stage 1 and Stage 2 (CS-HLoRA + SSE-U), evaluates
-    the held-out split with oracle and predicted GSD, runs GSD spoofing, and prints the results. A
-    second run reuses every finished step.
+    Builds the corpus, makes the tiny model, pretrains its backbone on captions (the stand-in for
+    Qwen3-VL's own pretraining), trains Stage 1 and Stage 2 (CS-HLoRA + SSE-U), evaluates the held-out
+    split with oracle and predicted GSD beside the blind prior, runs GSD spoofing, and prints the
+    results. A second run reuses every finished step.
 
     Example:
 
         uv run scaleearth quickstart
 
-        uv run scaleearth quickstart --out runs/qs --steps 50 --device cpu
+        uv run scaleearth quickstart --out runs/qs --pretrain-steps 50 --stage1-steps 20 --stage2-steps 50
     """
     from rich.console import Console
 
@@ -671,8 +674,11 @@ def quickstart(
         resolve_device(device)
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--device") from None
-    world = SyntheticWorld(scenes=scenes, stage1_images=max(8, scenes // 5), seed=seed)
-    cfg = QuickstartConfig(out=out, steps=steps, device=device, world=world, questions=questions or None, seed=seed)
+    world = SyntheticWorld(scenes=scenes, stage1_images=max(8, scenes // 5), pretrain_images=scenes, seed=seed)
+    cfg = QuickstartConfig(
+        out=out, pretrain_steps=pretrain_steps, stage1_steps=stage1_steps, stage2_steps=stage2_steps, device=device,
+        world=world, questions=questions or None, seed=seed,
+    )  # fmt: skip
     result = run_quickstart(cfg, console=console)
     for table in summary_tables(summary(result)):
         console.print(table)

@@ -74,7 +74,8 @@ def items_for(em: EvalModel, questions, cache: ImageCache, noise: dict, tiling: 
 
 
 def prediction_row(question, answer) -> dict:
-    row = {"id": question.id, "prediction": answer.text, "gate_gsd_m": answer.gate_gsd_m, "branch": answer.branch}
+    row = {"id": question.id, "question": question.question, "truth": question.answer_text}
+    row |= {"prediction": answer.text, "gate_gsd_m": answer.gate_gsd_m, "branch": answer.branch}
     row["effective_gsd_m"] = answer.effective_gsd_m
     row["source_widths"], row["input_widths"] = answer.source_widths, answer.input_widths
     row["resize"] = [_resize_kind(s, w) for s, w in zip(answer.source_widths, answer.input_widths)]
@@ -192,7 +193,13 @@ def evaluate(
     tiling: str = "none",
 ) -> dict:
     """Answer every question of a benchmark, write predictions and results; returns the results dict."""
-    from geoscale_vqa.benchmarks import question_rows, score_predictions, write_predictions, write_results
+    from geoscale_vqa.benchmarks import (
+        blind_prior,
+        question_rows,
+        score_predictions,
+        write_predictions,
+        write_results,
+    )
     from geoscale_vqa.benchmarks.scoring import check_parser
 
     source = GSDSource.parse(gsd_source)
@@ -228,6 +235,8 @@ def evaluate(
     }
     results = score_predictions(benchmark, predictions, predictions_path=predictions_path, run=run, parser=parser)
     results["code_version"] = {**results["code_version"], **code_version()}
+    if benchmark.kind == "geoscale":  # the corpus's own training split gives the baseline every number needs
+        results["blind_prior"] = blind_prior(benchmark, data)
     if em.has_head:
         results["sseu"] = sseu_report(answered, out)
     write_results(out, results, question_rows(benchmark, predictions, parser=parser))

@@ -34,31 +34,52 @@ TIERS = ("object", "structure", "semantic", "scale")
 
 
 @dataclass(frozen=True)
+class TinyModel:
+    """Sizes of the tiny Qwen3-VL; ``image_px`` is its pixel budget's side (the world's scenes fit it)."""
+
+    hidden_size: int = 64
+    num_layers: int = 2
+    image_px: int = 96
+
+    def sizes(self) -> dict:
+        pixels = self.image_px**2
+        return {"hidden_size": self.hidden_size, "num_layers": self.num_layers, "min_pixels": pixels,
+                "max_pixels": pixels}  # fmt: skip
+
+
+@dataclass(frozen=True)
 class QuickstartConfig:
     out: Path = Path("runs/quickstart")
-    steps: int = 1000  # optimizer steps of each stage
+    pretrain_steps: int = 1500  # backbone pretraining (whole model, captions)
+    stage1_steps: int = 300  # Stage-1 SFT (LLM, instructions)
+    stage2_steps: int = 1500  # Stage-2 adapter + SSE-U
     device: str = "auto"
     world: SyntheticWorld = SyntheticWorld()
+    tiny: TinyModel = TinyModel()
     questions: int | None = 800  # held-out questions evaluated (None: all)
-    spoof_questions: int | None = 96
+    spoof_questions: int | None = 160
     spoof_points: int = 9
     seed: int = 0
 
 
 def tiny_training(**overrides) -> TrainConfig:
-    """The tiny model's training settings (both recipes): small rank, batch 8, no checkpointing, fp32.
+    """The tiny model's training settings (every recipe): small rank, batch 8, no checkpointing, fp32.
 
-    Stage 1 fine-tunes the whole (randomly initialised) LLM: a LoRA on a random base learns little.
+    One QA per conversation, worded as evaluation asks it, from a shuffled stream. ``stage=0`` is the
+    backbone pretraining: Stage 1's machinery with every weight trainable, vision tower included.
     """
     base = dict(
         r=8, alpha=16.0, quantize="none", batch_size=8, lr=5e-3, sseu_lr=3e-3, warmup_steps=10, max_length=512,
-        max_turns=4, gradient_checkpointing=False, log_every=10, save_every=10**9,
+        max_turns=1, shuffle_buffer=1000, gradient_checkpointing=False, log_every=10, save_every=10**9,
     )  # fmt: skip
-    stage = overrides.get("stage", 2)
-    if stage == 1:
-        base.update(full_finetune=True, merge=True, lr=1e-3, sources=["llava"])
+    stage = overrides.pop("stage", 2)
+    if stage == 0:
+        base.update(stage=1, full_finetune=True, unfreeze_vision=True, unfreeze_projector=True, merge=True, lr=1e-3,
+                    sources=["llava"])  # fmt: skip
+    elif stage == 1:
+        base.update(stage=1, full_finetune=True, merge=True, lr=1e-3, sources=["llava"])
     else:
-        base.update(sources=["synthetic"])
+        base.update(stage=2, sources=["synthetic"])
     base.update(overrides)
     return TrainConfig(**base)
 
@@ -76,16 +97,23 @@ def quickstart(cfg: QuickstartConfig, console=None) -> QuickstartResult:
     device = resolve_device(cfg.device)
     out = Path(cfg.out)
     steps = Steps(console)
-    corpus, spoof_set = build_synthetic_world(steps, out, cfg.world, console)
-    tiny = make_tiny(steps, out / "tiny-qwen3-vl", seed=cfg.seed)
+    world = build_synthetic_world(steps, out, cfg.world, console)
+    tiny = make_tiny(steps, out / "tiny-qwen3-vl", seed=cfg.seed, **cfg.tiny.sizes())
 
     progress = console is not None
-    common = dict(data=str(corpus.path), max_steps=cfg.steps, seed=cfg.seed, device=device, progress=progress)
-    s1 = tiny_training(stage=1, model=str(tiny.path), out=str(out / "stage1"), **common)
-    stage1 = train_step(steps, "Stage 1 (SFT, merged)", s1, [corpus.digest, tiny.digest], console)
+    common = dict(seed=cfg.seed, device=device, progress=progress)
+    s0 = tiny_training(stage=0, model=str(tiny.path), data=str(world.pretraining.path), out=str(out / "pretrain"),
+                       max_steps=cfg.pretrain_steps, **common)  # fmt: skip
+    pretrain = train_step(steps, "backbone pretraining (captions, whole model)", s0,
+                          [world.pretraining.digest, tiny.digest], console)  # fmt: skip
+    backbone = Built(pretrain.path / "merged", pretrain.digest)
+    s1 = tiny_training(stage=1, model=str(backbone.path), data=str(world.corpus.path), out=str(out / "stage1"),
+                       max_steps=cfg.stage1_steps, **common)  # fmt: skip
+    stage1 = train_step(steps, "Stage 1 (SFT, merged)", s1, [world.corpus.digest, backbone.digest], console)
     merged = Built(stage1.path / "merged", stage1.digest)  # the model every Stage-2 run starts from
-    s2 = tiny_training(stage=2, adapter="cshlora", model=str(merged.path), out=str(out / "stage2"), **common)
-    stage2 = train_step(steps, "Stage 2 (CS-HLoRA + SSE-U)", s2, [corpus.digest, stage1.digest], console)
+    s2 = tiny_training(stage=2, adapter="cshlora", model=str(merged.path), data=str(world.corpus.path),
+                       out=str(out / "stage2"), max_steps=cfg.stage2_steps, **common)  # fmt: skip
+    stage2 = train_step(steps, "Stage 2 (CS-HLoRA + SSE-U)", s2, [world.corpus.digest, stage1.digest], console)
 
     models = EvalModels(device)
     how = EvalSettings(limit=cfg.questions)
@@ -97,7 +125,7 @@ def quickstart(cfg: QuickstartConfig, console=None) -> QuickstartResult:
             models,
             model=merged,
             adapter=stage2,
-            data=corpus,
+            data=world.corpus,
             how=how,
             gsd_source=source,
             seed=cfg.seed,
@@ -107,7 +135,7 @@ def quickstart(cfg: QuickstartConfig, console=None) -> QuickstartResult:
     }
     spoof_how = SpoofSettings(points=cfg.spoof_points, limit=cfg.spoof_questions)
     spoof = spoof_step(
-        steps, "GSD spoofing", out / "spoof", models, model=merged, adapter=stage2, data=spoof_set, how=spoof_how,
+        steps, "GSD spoofing", out / "spoof", models, model=merged, adapter=stage2, data=world.spoof, how=spoof_how,
         console=console,
     )  # fmt: skip
     plots = [out / "spoof" / "spoof.png"]

@@ -42,21 +42,49 @@ def _scene_seed(seed: int, stream: int, index: int) -> tuple[int, int]:
     return int(gsd_seed), int(scene_seed)
 
 
-def _describe(scene) -> list[tuple[str, str]]:
-    """Generic instruction turns about a scene, without its GSD (as in RS instruction sets)."""
+def _cover_words(scene) -> list[str]:
     fractions = scene.labels["cover_fractions"]
-    covers = [c for c, f in sorted(fractions.items(), key=lambda kv: -kv[1]) if f >= 0.05]
+    return [c for c, f in sorted(fractions.items(), key=lambda kv: -kv[1]) if f >= 0.05]
+
+
+def _visible_things(scene) -> list[str]:
+    """Things a person describing the picture would name: present and at least two pixels across."""
+    from geoscale_vqa.qa import physics
+
+    names = [name for name, n in scene.labels["counts"].items() if n > 0]
+    names += [name for name, present in scene.labels["presence"].items() if present]
+    things = [physics.THINGS[n] for n in names if n in physics.THINGS]
+    return [t.plural for t in things if physics.resolvable(t.size_m, scene.gsd_m)]
+
+
+def _describe(scene) -> list[tuple[str, str]]:
+    """Stage-1 instruction turns about a scene, without its GSD (as in RS instruction sets)."""
+    covers = _cover_words(scene)
     features = [name for name, present in scene.labels["presence"].items() if present]
     caption = f"A {scene.setting} scene, mostly {covers[0]}"
     caption += f", with {' and '.join(features)}." if features else "."
     return [("Describe this image.", caption), ("Which land covers are visible?", ", ".join(covers))]
 
 
-def write_stage1_instructions(folder, count: int, *, seed: int = 0, size_px: int = 96) -> Path:
-    """LLaVA-style instruction data (the ``llava`` source's format) rendered from the scale world.
+def _caption(scene) -> list[tuple[str, str]]:
+    """Backbone-pretraining text: a generic caption naming the land covers and the visible things.
 
-    Stage 1 trains on the corpus's ``llava`` source; with no instruction data at hand, these scenes
-    (random GSDs, no GSD given) stand in for RS-GPT4V. Returns the JSON file.
+    The stand-in for the web-scale captions Qwen3-VL was pretrained on: it says what can be seen,
+    never the GSD, a count or a question of the corpus.
+    """
+    things = _visible_things(scene)
+    caption = f"{scene.setting} land, mostly {', '.join(_cover_words(scene))}"
+    caption += f"; {', '.join(things)}." if things else "."
+    return [("Caption this image.", caption)]
+
+
+def write_llava_scenes(
+    folder, count: int, *, seed: int = 0, size_px: int = 96, stream: int = 1, turns=_describe
+) -> Path:
+    """LLaVA-format instruction data (the ``llava`` source's format) rendered from the scale world.
+
+    Scenes come from their own seed ``stream`` (random GSDs, never stated in the text), so they never
+    coincide with the corpus's scenes. ``turns(scene)`` gives the (question, answer) pairs. Returns the JSON.
     """
     from PIL import Image
 
@@ -66,16 +94,26 @@ def write_stage1_instructions(folder, count: int, *, seed: int = 0, size_px: int
     (folder / "images").mkdir(parents=True, exist_ok=True)
     records = []
     for i in range(count):
-        gsd_seed, scene_seed = _scene_seed(seed, 1, i)
+        gsd_seed, scene_seed = _scene_seed(seed, stream, i)
         scene = make_scene(scene_seed, sample_gsd(np.random.default_rng(gsd_seed)), size_px)
         name = f"images/{i:06d}.png"
         Image.fromarray(render(scene), "RGB").save(folder / name)
-        turns = [t for q, a in _describe(scene) for t in ({"from": "human", "value": q}, {"from": "gpt", "value": a})]
-        turns[0]["value"] = "<image>\n" + turns[0]["value"]
-        records.append({"id": f"scene{i:06d}", "image": name, "conversations": turns})
+        conversation = [t for q, a in turns(scene) for t in ({"from": "human", "value": q}, {"from": "gpt", "value": a})]
+        conversation[0]["value"] = "<image>\n" + conversation[0]["value"]
+        records.append({"id": f"scene{i:06d}", "image": name, "conversations": conversation})
     path = folder / STAGE1_INSTRUCTIONS
     path.write_text(json.dumps(records))
     return path
+
+
+def write_stage1_instructions(folder, count: int, *, seed: int = 0, size_px: int = 96) -> Path:
+    """Stage-1 instruction data: stands in for RS-GPT4V (seed stream 1)."""
+    return write_llava_scenes(folder, count, seed=seed, size_px=size_px, stream=1, turns=_describe)
+
+
+def write_pretraining_captions(folder, count: int, *, seed: int = 0, size_px: int = 96) -> Path:
+    """Backbone-pretraining captions (seed stream 3), see ``_caption``."""
+    return write_llava_scenes(folder, count, seed=seed, size_px=size_px, stream=3, turns=_caption)
 
 
 def write_fixed_gsd_scenes(folder, count: int, gsd_m: float, *, seed: int = 0, size_px: int = 96) -> Path:
@@ -173,14 +211,24 @@ def read_results(folder) -> dict:
 
 
 # -- the steps both recipes share ------------------------------------------------------------------
+# Template QA types of the tiny world: everything but the two that need arithmetic on numbers a 2-layer
+# model cannot do in text ("an object N pixels long ... how long on the ground?" and the footprint, which
+# is 96 x the GSD printed to three figures). The numeric ``gsd`` question stays: it reads the scale alone.
+TINY_WORLD_QA_TYPES = ("gsd", "resolvable", "gsd_threshold", "presence", "count", "rural_urban", "dominant_cover")
+
+
 @dataclass(frozen=True)
 class SyntheticWorld:
-    """The CPU default data: a scale-world corpus (with Stage-1 instructions) and a one-GSD spoofing set."""
+    """The CPU default data: a scale-world corpus (with Stage-1 instructions), pretraining captions and a
+    one-GSD spoofing set, all rendered at ``scene_px`` (which the tiny model sees unresized)."""
 
-    scenes: int = 2000  # corpus scenes (every 10th is held out as test, see geoscale_vqa's synthetic source)
+    scenes: int = 2000  # corpus scenes (every 10th is held out as test, 5 mod 10 is val)
     stage1_images: int = 400  # LLaVA-style instruction images for Stage 1
+    pretrain_images: int = 2000  # captioned images for the backbone pretraining (own seed stream)
     spoof_scenes: int = 24
     spoof_gsd_m: float = 0.5
+    scene_px: int = 96
+    qa_types: tuple[str, ...] | None = TINY_WORLD_QA_TYPES  # template QA types kept (None: all)
     seed: int = 0
 
 
@@ -190,41 +238,58 @@ class Built:
     digest: str
 
 
-def build_synthetic_world(steps: Steps, root: Path, world: SyntheticWorld, console=None) -> tuple[Built, Built]:
-    """(corpus, spoofing set) under ``root``, each from its own input folder: built once, reused after.
+@dataclass(frozen=True)
+class WorldData:
+    corpus: Built  # llava (Stage-1 instructions) + synthetic (Stage 2, held-out test and val)
+    pretraining: Built  # llava-format captions for the backbone pretraining
+    spoof: Built  # every scene at spoof_gsd_m
+
+
+def build_synthetic_world(steps: Steps, root: Path, world: SyntheticWorld, console=None) -> WorldData:
+    """The world's corpora under ``root``, each from its own input folder: built once, reused after.
 
     ``build`` wants an empty output folder, so the rendered inputs live beside the corpora.
     """
     from geoscale_vqa import build
 
-    settings = dict(vars(world))
+    settings = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(world).items()}
     workers = min(4, os.cpu_count() or 1)  # the corpus is identical for any worker count
-    llava_dir, corpus = root / "stage1-instructions", root / "corpus"
-    scenes_dir, spoof_set = root / "spoof-scenes", root / "spoof-set"
-    llava = steps.run(
-        "Stage-1 instructions (LLaVA format)", llava_dir, settings,
-        lambda: write_stage1_instructions(llava_dir, world.stage1_images, seed=world.seed),
+    px = world.scene_px
+    common = dict(shard_size=100, seed=world.seed, synthetic_size=px, console=console)
+    types = list(world.qa_types) if world.qa_types is not None else None
+
+    def rendered(name, folder, write) -> str:
+        return steps.run(name, folder, settings, write)
+
+    def corpus(name, folder, sources, after, **extra) -> Built:
+        run = lambda: build(sources, folder, workers=workers, **common, **extra)  # noqa: E731
+        return Built(folder, steps.run(name, folder, {**settings, "after": after}, run))
+
+    llava_dir, captions_dir, scenes_dir = root / "stage1-instructions", root / "pretraining-captions", root / "spoof-scenes"
+    llava = rendered("Stage-1 instructions (LLaVA format)", llava_dir,
+                     lambda: write_stage1_instructions(llava_dir, world.stage1_images, seed=world.seed, size_px=px))
+    captions = rendered("pretraining captions (LLaVA format)", captions_dir,
+                        lambda: write_pretraining_captions(captions_dir, world.pretrain_images, seed=world.seed,
+                                                           size_px=px))
+    scenes = rendered(f"spoofing scenes (all at {world.spoof_gsd_m:g} m)", scenes_dir,
+                      lambda: write_fixed_gsd_scenes(scenes_dir, world.spoof_scenes, world.spoof_gsd_m,
+                                                     seed=world.seed, size_px=px))
+    return WorldData(
+        corpus=corpus("corpus (scale world + Stage-1 instructions)", root / "corpus",
+                      [f"llava={llava_dir / STAGE1_INSTRUCTIONS}", f"synthetic={world.scenes}"], [llava],
+                      template_types=types),
+        pretraining=corpus("pretraining corpus", root / "pretraining-corpus",
+                           [f"llava={captions_dir / STAGE1_INSTRUCTIONS}"], [captions]),
+        spoof=corpus("spoofing set", root / "spoof-set", [f"folder={scenes_dir}"], [scenes], template_types=types),
     )  # fmt: skip
-    corpus_digest = steps.run(
-        "corpus (scale world + Stage-1 instructions)", corpus, {**settings, "after": [llava]},
-        lambda: build([f"llava={llava_dir / STAGE1_INSTRUCTIONS}", f"synthetic={world.scenes}"], corpus,
-                      shard_size=100, seed=world.seed, workers=workers, console=console),
-    )  # fmt: skip
-    scenes = steps.run(
-        f"spoofing scenes (all at {world.spoof_gsd_m:g} m)", scenes_dir, settings,
-        lambda: write_fixed_gsd_scenes(scenes_dir, world.spoof_scenes, world.spoof_gsd_m, seed=world.seed),
-    )  # fmt: skip
-    spoof_digest = steps.run(
-        "spoofing set", spoof_set, {**settings, "after": [scenes]},
-        lambda: build([f"folder={scenes_dir}"], spoof_set, shard_size=100, seed=world.seed, console=console),
-    )  # fmt: skip
-    return Built(corpus, corpus_digest), Built(spoof_set, spoof_digest)
 
 
-def make_tiny(steps: Steps, folder: Path, seed: int = 0) -> Built:
+def make_tiny(steps: Steps, folder: Path, seed: int = 0, **sizes) -> Built:
+    """The tiny Qwen3-VL (``sizes``: ``make_tiny_model``'s width, depth and pixel budget)."""
     from .tiny import make_tiny_model
 
-    return Built(folder, steps.run("tiny Qwen3-VL", folder, {"seed": seed}, lambda: make_tiny_model(folder, seed=seed)))
+    settings = {"seed": seed, **sizes}
+    return Built(folder, steps.run("tiny Qwen3-VL", folder, settings, lambda: make_tiny_model(folder, seed=seed, **sizes)))
 
 
 def train_step(steps: Steps, name: str, cfg, after: list[str], console=None) -> Built:

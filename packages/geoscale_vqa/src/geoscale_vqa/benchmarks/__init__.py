@@ -15,6 +15,7 @@ from .predictions import read_predictions, write_predictions
 from .image_refs import ArrowStreamImage, RecordImage
 from .records import Answer, Benchmark, ParquetImage, Question, open_image, question_key
 from .registry import BENCHMARKS, benchmark_spec, load_benchmark
+from .prior import blind_prior, most_frequent_answers
 from .scoring import PARSERS, question_rows, score, score_predictions, write_results
 from .table import results_table
 
@@ -29,9 +30,11 @@ __all__ = [
     "Question",
     "RecordImage",
     "benchmark_spec",
+    "blind_prior",
     "extract_letters",
     "judge",
     "load_benchmark",
+    "most_frequent_answers",
     "open_image",
     "parse_letter_set",
     "question_key",
