@@ -53,7 +53,7 @@ def test_killed_then_resumed_run_ends_like_an_uninterrupted_one(tmp_path, tiny_m
 
     # without --resume the run refuses to overwrite; with it, it picks up the latest checkpoint
     refused = subprocess.run(_command(train_corpus, tiny_model_dir, cut), env=_env(), capture_output=True, text=True)
-    assert refused.returncode == 1 and "--resume auto" in refused.stdout
+    assert refused.returncode == 1 and "--resume auto" in refused.stderr  # one `error:` line, on stderr
     resumed = subprocess.run(_command(train_corpus, tiny_model_dir, cut, "--resume", "auto"), env=_env(),
                              capture_output=True, text=True)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr + resumed.stdout
