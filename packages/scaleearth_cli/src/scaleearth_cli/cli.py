@@ -17,21 +17,23 @@ from typer.core import TyperGroup
 DEBUG_ENV = "SCALEEARTH_DEBUG"
 
 
+_USER_ERRORS = (  # besides ValueError and OSError; looked up only where loaded (nothing else raises them)
+    ("geoscale_vqa.manifest", "BuildError"),
+    ("scaleearth_cli.train", "TrainingError"),
+    ("yaml", "YAMLError"),
+    ("safetensors", "SafetensorError"),
+)
+
+
 def _expected_errors() -> tuple[type[BaseException], ...]:
     """Errors a user causes and can fix: everything else (a bug) keeps its traceback."""
-    import yaml
-    from safetensors import SafetensorError
-
-    from geoscale_vqa import BuildError
-
-    from .train import TrainingError
-
-    return ValueError, OSError, BuildError, TrainingError, yaml.YAMLError, SafetensorError
+    loaded = [getattr(sys.modules[m], name) for m, name in _USER_ERRORS if m in sys.modules]
+    return (ValueError, OSError, *loaded)
 
 
 def one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split()) or type(err).__name__
-    return f"{type(err).__name__}: {text}" if isinstance(err, OSError) and not str(err) else text
+    """The error's message on one line (whitespace collapsed), or its type when it has none."""
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 class _Commands(TyperGroup):
@@ -44,7 +46,6 @@ class _Commands(TyperGroup):
             if ctx.meta.get("scaleearth.debug") or os.environ.get(DEBUG_ENV, "") not in ("", "0"):
                 raise
             typer.echo(f"error: {one_line(err)} (scaleearth --debug shows the traceback)", err=True)
-            sys.stdout.flush()
             raise typer.Exit(1) from None
 
 
