@@ -75,8 +75,11 @@ def test_repeated_question_ids_become_file_and_position(fixture):
 def test_image_root_errors_name_where_they_looked(fixture, tmp_path):
     copy = shutil.copytree(fixture[0], tmp_path / "prepare_data")
     (copy / "raw" / "Biosphere" / "Crop_type_0.png").unlink()
-    with pytest.raises(ValueError, match=r"Crop_type\.json: record 0: image file\(s\) not found: raw/Biosphere/"
-                                         r"Crop_type_0\.png \(looked under .*prepare_data or .*Agriculture\)"):  # fmt: skip
+    missing = (
+        r"Crop_type\.json: record 0: image file\(s\) not found: raw/Biosphere/"
+        r"Crop_type_0\.png \(looked under .*prepare_data or .*Agriculture\)"
+    )
+    with pytest.raises(ValueError, match=missing):
         load_benchmark("omniearth", copy / "jsons")
     with pytest.raises(ValueError, match="image root .*nowhere does not exist"):
         load_benchmark("omniearth", fixture[1], images=tmp_path / "nowhere")

@@ -75,7 +75,9 @@ def test_blind_prior_accuracy_by_hand(corpus):
 
 
 def test_a_type_unseen_in_training_gets_no_answer(corpus, tmp_path):
-    _write(corpus, "test", [("te-z", [("Is the ground sampling distance below 3 m?", "yes", "scale", "gsd_threshold")])])
+    _write(
+        corpus, "test", [("te-z", [("Is the ground sampling distance below 3 m?", "yes", "scale", "gsd_threshold")])]
+    )
     prior = blind_prior(load_benchmark("geoscale", corpus, split="test"), corpus)
     assert prior["metrics"]["overall"] == 0.0
     assert prior["groups"]["type"]["gsd_threshold"]["missing"] == 1

@@ -132,3 +132,42 @@ def test_selection_is_deterministic_and_bounded():
     b = template_qa(gsd_m=0.3, width=128, height=128, labels=labels, rng=random.Random("x"), max_qa=4)
     assert a == b and len(a) == 4
     assert template_qa(gsd_m=None, width=1, height=1, labels=labels, rng=random.Random(0)) == []
+
+
+def _thresholds(gsd):
+    qa = template_qa(gsd_m=gsd, width=96, height=96, labels={}, rng=random.Random(0), max_qa=99)
+    return {q.question: q.answer for q in qa if q.type == "gsd_threshold"}
+
+
+def test_gsd_threshold_asks_the_ladder_values_on_either_side():
+    # 2.2 m lies between the ladder's 1 m and 3 m: "below 3 m?" yes, "below 1 m?" no (asked by hand)
+    assert _thresholds(2.2) == {
+        "Is the ground sampling distance of this image below 3 m?": "yes",
+        "Is the ground sampling distance of this image below 1 m?": "no",
+    }
+    assert _thresholds(0.05) == {
+        "Is the ground sampling distance of this image below 0.1 m?": "yes",
+        "Is the ground sampling distance of this image below 0.03 m?": "no",
+    }
+    # exactly on a ladder value: not below it, below the next one up
+    assert _thresholds(10.0) == {
+        "Is the ground sampling distance of this image below 30 m?": "yes",
+        "Is the ground sampling distance of this image below 3 m?": "no",
+    }
+
+
+def test_template_types_keep_only_the_named_types():
+    labels = {"counts": {"car": 3}, "rural_urban": "urban"}
+    kept = template_qa(
+        gsd_m=0.5, width=96, height=96, labels=labels, rng=random.Random(0), max_qa=99,
+        types=frozenset({"count", "gsd_threshold"}),
+    )  # fmt: skip
+    assert {q.type for q in kept} == {"count", "gsd_threshold"}
+    assert [q.answer for q in kept if q.type == "count"] == ["3"]
+
+
+def test_build_refuses_unknown_template_types(tmp_path):
+    from geoscale_vqa import build
+
+    with pytest.raises(ValueError, match="unknown template QA type"):
+        build(["synthetic=2"], tmp_path / "out", template_types=["gsd", "colour"])

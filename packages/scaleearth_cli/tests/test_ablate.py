@@ -50,13 +50,18 @@ def test_reduced_ablation_writes_a_row_per_configuration(tmp_path, tiny_model_di
     assert result.exit_code == 0, result.output
     out = tmp_path / "ablate"
     table = (out / "ablation.md").read_text()
-    lines = [line for line in table.splitlines() if line.startswith("| ")][2:]  # after the header and the rule
-    assert [line.split(" | ")[0][2:] for line in lines] == ROWS
-    for line in lines:
+    main_table = table.split("\n\n")[-2]  # the header paragraph, the main table, the per-type table
+    lines = [line for line in main_table.splitlines() if line.startswith("| ")][2:]  # after the header and the rule
+    assert [line.split(" | ")[0][2:] for line in lines] == ["Blind prior (no image)", *ROWS]
+    for line in lines[1:]:
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert cells[3] == "1" and cells[4] == "6"  # one seed, six questions each
-        assert re.fullmatch(r"\d+\.\d", cells[5]) and re.fullmatch(r"\d+\.\d", cells[6])  # accuracy, tier mean
+        assert re.fullmatch(r"\d+\.\d", cells[5]) and re.fullmatch(r"\d+\.\d", cells[9])  # accuracy, tier mean
+        if cells[0] != "+ LoRA (B2)":
+            assert re.fullmatch(r"[-+]\d+\.\d \[[-+]\d+\.\d, [-+]\d+\.\d\]", cells[7])  # paired Δ vs B2
+            assert re.fullmatch(r"\d\.\d{3}( \*)?", cells[8])  # its p-value
 
+    assert "| question type | n | prior % |" in table
     values = json.loads((out / "ablation.json").read_text())
     assert {v["row"] for v in values["rows"]} == set(ROWS) and len(values["rows"]) == len(ROWS)
     assert all(0 <= v["accuracy"] <= 1 for v in values["rows"])
@@ -83,6 +88,7 @@ def test_bad_ablation_configs_fail_before_any_work(tmp_path, tiny_model_dir):
         ({"colour": "red"}, "unknown config keys: colour"),
         ({"data": str(tmp_path)}, "spoof_data"),
         ({"stage2": {"adapter_kind": "x"}}, "unknown config keys: adapter_kind"),
+        ({"eval": {"split": "train"}}, "eval.split"),
     ):
         result = runner.invoke(app, ["ablate", "--config", str(reduced_config(tmp_path, tiny_model_dir, **changes))])
         assert result.exit_code == 2 and message in " ".join(result.output.replace("│", " ").split()), result.output
@@ -94,5 +100,8 @@ def test_the_default_config_loads_with_every_row():
     from scaleearth_cli.ablate import ablation_rows, load_ablation_config
 
     cfg = load_ablation_config(DEFAULT_CONFIG)
-    assert len(cfg.seeds) >= 2 and cfg.model == "tiny" and cfg.data is None
+    assert len(cfg.seeds) >= 5 and cfg.model == "tiny" and cfg.data is None
     assert [r.name for r in ablation_rows(cfg.noise_sigmas)] == ROWS
+    quick = load_ablation_config(DEFAULT_CONFIG, quick=True)
+    assert quick.seeds == [0, 1] and quick.train_config(2, data="-", out="-", model="-").max_steps == 300
+    assert quick.train_config(2, data="-", out="-", model="-").r == cfg.train_config(2, data="-", out="-", model="-").r

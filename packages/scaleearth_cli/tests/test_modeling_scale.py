@@ -73,6 +73,27 @@ def test_labels_cover_exactly_the_assistant_replies(tiny_model_dir, train_corpus
         assert tok.decode(labelled) == "".join(r + "<|im_end|>" for r in replies)
 
 
+def test_training_and_evaluation_prompts_differ_only_by_the_answer(tiny_model_dir, train_corpus):
+    """A Stage-2 training conversation is the evaluation's chat text for the same QA plus the answer."""
+    from geoscale_vqa import geoscale_dataset
+    from geoscale_vqa.benchmarks import load_benchmark
+    from scaleearth_cli.inference import Item, chat_text
+
+    _, processor = load_vlm(str(tiny_model_dir))
+    bench = load_benchmark("geoscale", train_corpus, split="train")
+    asked = {(q.id.rsplit("/", 1)[0], q.question): q for q in bench.questions}
+    checked = 0
+    for conv in geoscale_dataset(train_corpus, split="train", sources="synthetic", max_turns=1):
+        (qa,) = conv["qa"]
+        question = asked[(conv["__key__"].rsplit("/", 1)[0], qa["question"])]
+        trained = processor.apply_chat_template(conv["messages"], tokenize=False)
+        evaluated = chat_text(processor, Item(prompt=question.prompt, images=[None], source_widths=[96]))
+        assert trained == evaluated + qa["answer"] + "<|im_end|>\n"
+        assert "Answer the question using a single word or phrase." in evaluated
+        checked += 1
+    assert checked > 20
+
+
 def _scale_seen_by_first_projection(model):
     name, layer = next(iter(cshlora.cshlora_layers(model.vlm)))
     seen = {}

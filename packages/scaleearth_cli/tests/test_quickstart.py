@@ -14,6 +14,9 @@ pytest.importorskip("transformers")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ARTIFACTS = [
     "stage1-instructions/data.json",
+    "pretraining-captions/data.json",
+    "pretraining-corpus/manifest.json",
+    "pretrain/merged/model.safetensors",
     "corpus/manifest.json",
     "spoof-set/manifest.json",
     "tiny-qwen3-vl/model.safetensors",
@@ -32,28 +35,32 @@ ARTIFACTS = [
 @pytest.mark.slow
 def test_quickstart_builds_everything_then_reuses_it(tmp_path):
     out = tmp_path / "qs"
-    args = ["quickstart", "--out", str(out), "--steps", "3", "--scenes", "40", "--questions", "24", "--device", "cpu"]
+    budget = ["--pretrain-steps", "3", "--stage1-steps", "3", "--stage2-steps", "3"]
+    args = ["quickstart", "--out", str(out), *budget, "--scenes", "40", "--questions", "24", "--device", "cpu"]
     first = CliRunner().invoke(app, args)
     assert first.exit_code == 0, first.output
     for rel in ARTIFACTS:
         assert (out / rel).exists(), rel
-    assert len((out / "stage2" / "metrics.jsonl").read_text().splitlines()) == 3  # --steps reached training
+    assert len((out / "stage2" / "metrics.jsonl").read_text().splitlines()) == 3  # --stage2-steps reached training
 
     summary = json.loads((out / "summary.json").read_text())
-    assert [r["gsd_source"] for r in summary["evals"]] == ["oracle", "predicted"]
-    for row in summary["evals"]:
+    assert [r["gsd_source"] for r in summary["evals"]] == ["blind prior (no image)", "oracle", "predicted"]
+    assert set(summary["checks"]) == {"beats_prior_by", "types_below_prior", "top_answer_share", "spoof_peak",
+                                      "sseu_mae_log10", "sseu_coverage_90"}  # fmt: skip
+    assert all(row["prior"] is not None for row in summary["types"].values())
+    for row in summary["evals"][1:]:
         assert row["questions"] == 24 and math.isfinite(row["accuracy"]) and 0 <= row["accuracy"] <= 1
         assert math.isfinite(row["sseu_mae_log10"])  # the Stage-2 run has an SSE-U head
     # predicted really hid the metadata from the gate; oracle used it for every question
-    assert summary["evals"][0]["gate_branches"]["metadata"] == 24
-    assert summary["evals"][1]["gate_branches"]["metadata"] == 0
+    assert summary["evals"][1]["gate_branches"]["metadata"] == 24
+    assert summary["evals"][2]["gate_branches"]["metadata"] == 0
     assert all(s["status"] == "built" for s in summary["steps"])
     for plot in summary["plots"]:
         assert open(plot, "rb").read(8) == PNG_MAGIC
     flat = "".join(first.output.split())  # Rich wraps at the terminal width
-    assert "held-outsyntheticsplit" in flat and "spoof/spoof.png" in flat
-    # the spoofing set is one GSD: 0.5 m scenes of 96 px seen at 64 px -> 0.75 m per model pixel
-    assert summary["spoof"]["true_gsd_m"] == pytest.approx(0.75)
+    assert "held-outsyntheticsplit" in flat and "spoof/spoof.png" in flat and "learningtargets" in flat
+    # the spoofing set is one GSD: 0.5 m scenes of 96 px, seen unresized by the tiny model
+    assert summary["spoof"]["true_gsd_m"] == pytest.approx(0.5)
 
     stamps = {rel: (out / rel).stat().st_mtime_ns for rel in ARTIFACTS if rel != "summary.json"}
     second = CliRunner().invoke(app, args)
@@ -63,13 +70,16 @@ def test_quickstart_builds_everything_then_reuses_it(tmp_path):
     assert {rel: (out / rel).stat().st_mtime_ns for rel in stamps} == stamps  # nothing was rewritten
     assert again["evals"] == summary["evals"]
 
-    # a changed budget retrains Stage 1 and everything after it, but keeps the data and the model
-    third = CliRunner().invoke(app, [*args[:4], "4", *args[5:]])
+    # a changed Stage-1 budget retrains Stage 1 and everything after it, but keeps the data and the backbone
+    changed = list(args)
+    changed[changed.index("--stage1-steps") + 1] = "4"
+    third = CliRunner().invoke(app, changed)
     assert third.exit_code == 0, third.output
     status = {s["name"]: s["status"] for s in json.loads((out / "summary.json").read_text())["steps"]}
     assert status["corpus (scale world + Stage-1 instructions)"] == status["tiny Qwen3-VL"] == "reused"
-    assert status["Stage 1 (SFT, merged)"] == status["GSD spoofing"] == "built"
-    assert len((out / "stage2" / "metrics.jsonl").read_text().splitlines()) == 4
+    assert status["backbone pretraining (captions, whole model)"] == "reused"
+    assert status["Stage 1 (SFT, merged)"] == status["Stage 2 (CS-HLoRA + SSE-U)"] == status["GSD spoofing"] == "built"
+    assert len((out / "stage1" / "metrics.jsonl").read_text().splitlines()) == 4
 
 
 def test_an_interrupted_step_is_rebuilt(tmp_path):
@@ -97,3 +107,23 @@ def test_quickstart_help_and_bad_device():
     assert "Example" in runner.invoke(app, ["quickstart", "--help"]).output
     result = runner.invoke(app, ["quickstart", "--device", "tpu"])
     assert result.exit_code == 2 and "device" in result.output
+
+
+@pytest.mark.slow
+def test_a_reduced_quickstart_learns_more_than_its_blind_prior(tmp_path):
+    """The budget CI affords (about two minutes): the trained model must beat the prior that never looks."""
+    from scaleearth_cli.quickstart import QuickstartConfig, quickstart, summary
+    from scaleearth_cli.recipe import SyntheticWorld
+
+    world = SyntheticWorld(scenes=600, stage1_images=60, pretrain_images=600, spoof_scenes=8)
+    cfg = QuickstartConfig(
+        out=tmp_path / "qs", pretrain_steps=600, stage1_steps=50, stage2_steps=1200, device="cpu", world=world,
+        questions=None, spoof_questions=40, spoof_points=5,
+    )  # fmt: skip
+    data = summary(quickstart(cfg))
+    prior, oracle = data["evals"][0], data["evals"][1]
+    assert oracle["questions"] > 300
+    assert oracle["accuracy"] >= prior["accuracy"] + 0.10, data["types"]
+    # the scale-only question type is answered from the gate: far above its 50 % prior
+    threshold = data["types"]["gsd_threshold"]
+    assert threshold["accuracy"] >= threshold["prior"] + 0.25, threshold

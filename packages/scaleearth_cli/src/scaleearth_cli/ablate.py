@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import ConfigError, TrainConfig
-from .quickstart import tiny_training
+from .quickstart import TinyModel, tiny_training
 from .recipe import (
     Built,
     EvalModels,
@@ -27,10 +27,12 @@ from .recipe import (
     build_synthetic_world,
     eval_step,
     make_tiny,
+    pretrain_and_stage1,
     resolve_device,
     spoof_step,
     train_step,
 )
+from .stats import mean_ci, paired_bootstrap
 
 TABLE_NAME, VALUES_NAME, SPOOF_PLOT_NAME = "ablation.md", "ablation.json", "spoof_b4_vs_cshlora.png"
 TINY = "tiny"
@@ -53,7 +55,7 @@ class Row:
 def ablation_rows(noise_sigmas) -> list[Row]:
     return [
         Row("Stage-1 only", None),
-        Row("+ LoRA (B2)", "lora"),
+        Row(B2, "lora"),
         Row("+ LoRA + GSD token", "gsd-token"),
         Row("+ bucketed MoE-LoRA (B4)", "bucketed"),
         Row("+ CS-HLoRA, oracle GSD", "cshlora"),
@@ -61,6 +63,22 @@ def ablation_rows(noise_sigmas) -> list[Row]:
         Row("+ CS-HLoRA, SSE-U in training and eval", "cshlora", train_gate="predicted", eval_gsd="predicted"),
         *(Row(f"+ CS-HLoRA, noisy GSD σ = {s:g} dec.", "cshlora", eval_gsd=f"noisy:{s:g}") for s in noise_sigmas),
     ]
+
+
+B2 = "+ LoRA (B2)"
+PRIOR = "Blind prior (no image)"
+GSD_AWARE = ("+ LoRA + GSD token", "+ bucketed MoE-LoRA (B4)", "+ CS-HLoRA, oracle GSD")
+MIN_TYPE_QUESTIONS = 30  # per-type comparisons below this many questions are not reported
+# --quick: the same rows and statistics at a budget that runs in a few minutes (CI, a first look).
+QUICK = {
+    "seeds": [0, 1],
+    "pretrain": {"max_steps": 300},
+    "stage1": {"max_steps": 100},
+    "stage2": {"max_steps": 300},
+    "eval": {"limit": 200},
+    "spoof": {"points": 5, "limit": 48},
+    "bootstrap_replicates": 2000,
+}
 
 
 @dataclass
@@ -71,21 +89,27 @@ class AblationConfig:
     stage1_model: str | None = None  # an existing merged Stage-1 model: skips Stage 1
     data: str | None = None  # a build-data folder (train + test splits); None: the synthetic world in OUT
     synthetic: SyntheticWorld = field(default_factory=SyntheticWorld)
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    tiny: TinyModel = field(default_factory=TinyModel)
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
     noise_sigmas: list[float] = field(default_factory=lambda: [0.3, 1.0])
+    pretrain: dict = field(default_factory=dict)  # TrainConfig keys of the tiny backbone pretraining
     stage1: dict = field(default_factory=dict)  # TrainConfig keys
     stage2: dict = field(default_factory=dict)  # TrainConfig keys, shared by every row
     eval: EvalSettings = field(default_factory=EvalSettings)
     spoof: SpoofSettings = field(default_factory=SpoofSettings)
     spoof_data: str | None = None  # a benchmark with one true GSD (RSVQA-HR); None: the synthetic spoofing set
+    bootstrap_replicates: int = 10_000
 
     def train_config(self, stage: int, **fixed) -> TrainConfig:
-        """The YAML's stage section over the defaults (the tiny model's for ``model: tiny``), then ``fixed``."""
-        values = {**(self.stage1 if stage == 1 else self.stage2), **fixed, "stage": stage}
-        values = {k.replace("-", "_"): v for k, v in values.items()}
+        """The YAML's stage section over the defaults (the tiny model's for ``model: tiny``), then ``fixed``.
+
+        ``stage`` 0 is the tiny model's backbone pretraining.
+        """
+        section = {0: self.pretrain, 1: self.stage1, 2: self.stage2}[stage]
+        values = {k.replace("-", "_"): v for k, v in {**section, **fixed}.items()}
         if self.model == TINY:
-            return tiny_training(**values)
-        return TrainConfig.from_dict({"sources": ["llava"] if stage == 1 else None, **values})
+            return tiny_training(stage=stage, **values)
+        return TrainConfig.from_dict({"sources": ["llava"] if stage == 1 else None, **values, "stage": stage})
 
     def validate(self) -> None:
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
@@ -94,13 +118,17 @@ class AblationConfig:
             raise ConfigError(f"noise_sigmas: every sigma must be > 0 decades, got {self.noise_sigmas!r}")
         if self.data is not None and self.spoof_data is None:
             raise ConfigError("spoof_data: with your own data, name a benchmark with one true GSD (e.g. RSVQA-HR)")
-        for stage in (1, 2):  # fail before any work starts
+        if self.eval.split == "train":
+            raise ConfigError("eval.split: the blind prior and every row are fitted on train; evaluate val or test")
+        if self.bootstrap_replicates < 100:
+            raise ConfigError(f"bootstrap_replicates: need >= 100, got {self.bootstrap_replicates}")
+        for stage in (0, 1, 2) if self.model == TINY else (1, 2):  # fail before any work starts
             self.train_config(stage, data="-", out="-", model="-", seed=0)
         resolve_device(self.device)
 
 
-def load_ablation_config(path, overrides: dict | None = None) -> AblationConfig:
-    """YAML (keys as in ``configs/ablate.yaml``), then ``overrides`` (top-level keys, None = not given)."""
+def load_ablation_config(path, overrides: dict | None = None, *, quick: bool = False) -> AblationConfig:
+    """YAML (keys as in ``configs/ablate.yaml``), then ``QUICK`` if ``quick``, then ``overrides`` (None: not given)."""
     import yaml
 
     path = Path(path)
@@ -109,17 +137,19 @@ def load_ablation_config(path, overrides: dict | None = None) -> AblationConfig:
     values = yaml.safe_load(path.read_text()) or {}
     if not isinstance(values, dict):
         raise ConfigError(f"config file {path} must hold a mapping")
+    if quick:
+        for key, value in QUICK.items():
+            values[key] = {**(values.get(key) or {}), **value} if isinstance(value, dict) else value
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    nested = {"synthetic": SyntheticWorld, "eval": EvalSettings, "spoof": SpoofSettings}
+    nested = {"synthetic": SyntheticWorld, "tiny": TinyModel, "eval": EvalSettings, "spoof": SpoofSettings}
     known = {f.name for f in dataclasses.fields(AblationConfig)}
     unknown = sorted(set(values) - known)
     for key, cls in nested.items():
         section = values.get(key) or {}
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown += [f"{key}.{k}" for k in sorted(set(section) - fields)]
-        if key == "spoof" and "gsd_range" in section:
-            section = {**section, "gsd_range": tuple(section["gsd_range"])}
-        values[key] = cls(**{k: v for k, v in section.items() if k in fields})
+        section = {k: tuple(v) if isinstance(v, list) else v for k, v in section.items() if k in fields}
+        values[key] = cls(**section)
     if unknown:
         raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
     cfg = AblationConfig(**values)
@@ -132,15 +162,17 @@ class AblationResult:
     table_path: Path
     values_path: Path
     plot_path: Path
-    table: str  # the Markdown table
+    table: str  # the Markdown tables
     steps: Steps
 
 
 def ablate(cfg: AblationConfig, console=None) -> AblationResult:
     device = resolve_device(cfg.device)
     out, steps = Path(cfg.out), Steps(console)
+    pretraining = None
     if cfg.data is None:
-        corpus, spoof_set = build_synthetic_world(steps, out, cfg.synthetic, console)
+        world = build_synthetic_world(steps, out, cfg.synthetic, console)
+        corpus, spoof_set, pretraining = world.corpus, world.spoof, world.pretraining
     else:
         corpus = Built(Path(cfg.data), f"given:{cfg.data}")
     if cfg.spoof_data is not None:
@@ -149,11 +181,15 @@ def ablate(cfg: AblationConfig, console=None) -> AblationResult:
     if cfg.stage1_model is not None:
         stage1 = Built(Path(cfg.stage1_model), f"given:{cfg.stage1_model}")
     else:
-        base = make_tiny(steps, out / "tiny-qwen3-vl") if cfg.model == TINY else Built(Path(cfg.model), cfg.model)
-        s1 = cfg.train_config(1, data=str(corpus.path), model=str(base.path), out=str(out / "stage1"), merge=True,
-                              seed=cfg.seeds[0], device=device, progress=progress)  # fmt: skip
-        trained = train_step(steps, "Stage 1 (shared by every row)", s1, [corpus.digest, base.digest], console)
-        stage1 = Built(trained.path / "merged", trained.digest)
+        tiny = cfg.model == TINY
+        base = (
+            make_tiny(steps, out / "tiny-qwen3-vl", **cfg.tiny.sizes()) if tiny else Built(Path(cfg.model), cfg.model)
+        )
+        stage1 = pretrain_and_stage1(
+            steps, out, base=base, corpus=corpus, pretraining=pretraining if tiny else None, console=console,
+            make_config=lambda stage, **fixed: cfg.train_config(stage, seed=cfg.seeds[0], device=device,
+                                                                progress=progress, **fixed),
+        )  # fmt: skip
 
     quantize = cfg.train_config(2, data="-", out="-", model="-").resolved_quantize
     models = EvalModels(device, quantize=quantize)  # evaluate in the precision Stage 2 trained in
@@ -169,16 +205,18 @@ def ablate(cfg: AblationConfig, console=None) -> AblationResult:
                                    [corpus.digest, stage1.digest], console)  # fmt: skip
         return runs[key]
 
-    values = []
+    values, prior, types = [], None, None
     for row in ablation_rows(cfg.noise_sigmas):
         for seed in cfg.seeds[:1] if row.adapter is None else cfg.seeds:  # Stage 1 is one model
             adapter = stage2_run(row.adapter, row.train_gate, seed) if row.adapter else None
-            name = f"{row.slug}-seed{seed}" if adapter else row.slug
+            folder = out / "evals" / (f"{row.slug}-seed{seed}" if adapter else row.slug)
             results = eval_step(
-                steps, f"eval {row.name}, seed {seed}", out / "evals" / name, models, model=stage1, adapter=adapter,
+                steps, f"eval {row.name}, seed {seed}", folder, models, model=stage1, adapter=adapter,
                 data=corpus, how=cfg.eval, gsd_source=row.eval_gsd, seed=seed, console=console,
             )  # fmt: skip
-            values.append({"row": row.name, "seed": seed, **_numbers(results)})
+            values.append({"row": row.name, "seed": seed, **_numbers(results), "correct": _correctness(folder)})
+            prior = prior or results.get("blind_prior")
+            types = types or _question_types(folder)
 
     curves = {}
     for label, adapter in (("B4 (bucketed)", "bucketed"), ("CS-HLoRA", "cshlora")):
@@ -197,12 +235,15 @@ def ablate(cfg: AblationConfig, console=None) -> AblationResult:
             for seed in cfg.seeds
         ]
     plot = plot_spoof_curves(curves, out / SPOOF_PLOT_NAME)
-    table = markdown_table(ablation_rows(cfg.noise_sigmas), values)
+    rows = ablation_rows(cfg.noise_sigmas)
+    summary = summarise(rows, values, prior, types, replicates=cfg.bootstrap_replicates)
+    table = markdown_table(summary) + "\n\n" + markdown_type_table(summary)
     table_path = out / TABLE_NAME
     table_path.write_text(_header(cfg, device) + table + "\n")
     values_path = out / VALUES_NAME
     spoof_values = {k: [[p["accuracy"] for p in s["points"]] for s in v] for k, v in curves.items()}
-    values_path.write_text(json.dumps({"rows": values, "spoof_accuracy": spoof_values}, indent=1) + "\n")
+    slim = [{k: v for k, v in value.items() if k != "correct"} for value in values]
+    values_path.write_text(json.dumps({"rows": slim, "summary": summary, "spoof_accuracy": spoof_values}, indent=1))
     return AblationResult(table_path, values_path, plot, table, steps)
 
 
@@ -216,31 +257,123 @@ def _numbers(results: dict) -> dict:
     }
 
 
-def _mean_std(xs: list[float], scale: float = 100.0, digits: int = 1) -> str:
-    if not xs:
-        return "–"
-    mean = scale * statistics.fmean(xs)
-    if len(xs) == 1:
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {scale * statistics.stdev(xs):.{digits}f}"
+def _scored(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "scored.jsonl").read_text().splitlines() if line]
 
 
-def markdown_table(rows: list[Row], values: list[dict]) -> str:
-    """One line per row: accuracy and tier mean (%), SSE-U MAE (decades), mean ± sample std over seeds."""
-    lines = [
-        "| configuration | adapter | gate GSD (train → eval) | seeds | questions | accuracy % | tier mean % "
-        "| SSE-U MAE (decades) |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
-    ]
+def _correctness(folder: Path) -> list[int]:
+    """Per-question correctness (0/1) in benchmark order: every row is scored on the same questions."""
+    return [int(bool(r["correct"])) for r in _scored(folder)]
+
+
+def _question_types(folder: Path) -> list[str]:
+    return [str(r.get("type", "")) for r in _scored(folder)]
+
+
+def summarise(rows: list[Row], values: list[dict], prior: dict | None, types: list[str], *, replicates: int) -> dict:
+    """Per row: mean accuracy with its 95% t interval over seeds, and the paired bootstrap against B2
+    (overall, and per question type with at least ``MIN_TYPE_QUESTIONS`` questions for the GSD-aware rows)."""
+    by_row = {row.name: [v for v in values if v["row"] == row.name] for row in rows}
+    base = [v["correct"] for v in by_row.get(B2, [])]
+    out = {"prior": None, "rows": [], "types": {}}
+    if prior is not None:
+        out["prior"] = {"accuracy": prior["metrics"]["overall"], "definition": prior["definition"],
+                        "type": {t: g["accuracy"] for t, g in prior["groups"]["type"].items()}}  # fmt: skip
     for row in rows:
-        mine = [v for v in values if v["row"] == row.name]
-        mae = [v["sseu_mae_log10"] for v in mine if v["sseu_mae_log10"] is not None]
-        gate = "–" if row.adapter is None else f"{row.train_gate} → {row.eval_gsd}"
+        mine = by_row[row.name]
+        if not mine:
+            continue
+        acc = mean_ci([v["accuracy"] for v in mine])
+        entry = {
+            "row": row.name, "adapter": row.adapter, "gate": f"{row.train_gate} → {row.eval_gsd}", "seeds": len(mine),
+            "questions": mine[0]["questions"], "accuracy": dataclasses.asdict(acc),
+            "tier_mean": statistics.fmean(v["tier_mean"] for v in mine),
+            "sseu_mae_log10": _mean_or_none([v["sseu_mae_log10"] for v in mine]),
+            "vs_b2": None,
+        }  # fmt: skip
+        if base and row.name != B2:
+            test = paired_bootstrap([v["correct"] for v in mine], base, replicates=replicates)
+            entry["vs_b2"] = dataclasses.asdict(test) | {"significant": test.significant}
+        out["rows"].append(entry)
+    counts = {t: types.count(t) for t in sorted(set(types or []))}
+    for name in (B2, *GSD_AWARE):
+        mine = by_row.get(name) or []
+        if not mine or not base:
+            continue
+        per_type = {}
+        for t, n in counts.items():
+            if n < MIN_TYPE_QUESTIONS:
+                continue
+            idx = [i for i, qt in enumerate(types) if qt == t]
+            mine_t = [[c[i] for i in idx] for c in (v["correct"] for v in mine)]
+            base_t = [[c[i] for i in idx] for c in base]
+            entry = {"n": n, "accuracy": statistics.fmean(sum(c) / n for c in mine_t)}
+            if name != B2:
+                test = paired_bootstrap(mine_t, base_t, replicates=replicates)
+                entry["vs_b2"] = dataclasses.asdict(test) | {"significant": test.significant}
+            per_type[t] = entry
+        out["types"][name] = per_type
+    return out
+
+
+def _mean_or_none(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.fmean(xs) if xs else None
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def _vs(test: dict | None) -> tuple[str, str]:
+    if test is None:
+        return "–", "–"
+    mark = " *" if test["significant"] else ""
+    diff = f"{100 * test['difference']:+.1f} [{100 * test['low']:+.1f}, {100 * test['high']:+.1f}]"
+    return diff, f"{test['p_value']:.3f}{mark}"
+
+
+def markdown_table(summary: dict) -> str:
+    """One line per row: mean accuracy ± 95% CI over seeds, seed std, the paired difference to B2 and its p."""
+    lines = [
+        "| configuration | adapter | gate GSD (train → eval) | seeds | questions | accuracy % (mean ± 95% CI) "
+        "| seed std | Δ vs B2 [95% CI] | p (paired bootstrap) | tier mean % | SSE-U MAE (decades) |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    if summary["prior"] is not None:
+        lines.append(f"| {PRIOR} | – | – | – | – | {_pct(summary['prior']['accuracy'])} | – | – | – | – | – |")
+    for r in summary["rows"]:
+        acc = r["accuracy"]
+        ci = "" if r["seeds"] == 1 else f" ± {100 * acc['half_width']:.1f}"
+        std = "–" if r["seeds"] == 1 else f"{100 * acc['std']:.1f}"
+        diff, p = _vs(r["vs_b2"])
+        mae = "–" if r["sseu_mae_log10"] is None else f"{r['sseu_mae_log10']:.3f}"
         lines.append(
-            f"| {row.name} | {row.adapter or '–'} | {gate} | {len(mine)} | {mine[0]['questions'] if mine else 0} "
-            f"| {_mean_std([v['accuracy'] for v in mine])} | {_mean_std([v['tier_mean'] for v in mine])} "
-            f"| {_mean_std(mae, scale=1.0, digits=3)} |"
+            f"| {r['row']} | {r['adapter'] or '–'} | {'–' if r['adapter'] is None else r['gate']} | {r['seeds']} "
+            f"| {r['questions']} | {_pct(acc['mean'])}{ci} | {std} | {diff} | {p} | {_pct(r['tier_mean'])} | {mae} |"
         )
+    return "\n".join(lines)
+
+
+def markdown_type_table(summary: dict) -> str:
+    """Per question type: the prior, B2 and each GSD-aware row (Δ vs B2, * where p < 0.05)."""
+    names = [n for n in (B2, *GSD_AWARE) if n in summary["types"]]
+    if not names:
+        return ""
+    types = sorted(summary["types"][names[0]])
+    head = "| question type | n | prior % | " + " | ".join(names) + " |"
+    lines = [head, "| --- | ---: | ---: |" + " ---: |" * len(names)]
+    prior = (summary["prior"] or {}).get("type", {})
+    for t in types:
+        cells = []
+        for name in names:
+            e = summary["types"][name][t]
+            cell = _pct(e["accuracy"])
+            if "vs_b2" in e:
+                cell += f" ({100 * e['vs_b2']['difference']:+.1f}{'*' if e['vs_b2']['significant'] else ''})"
+            cells.append(cell)
+        n = summary["types"][names[0]][t]["n"]
+        lines.append(f"| {t} | {n} | {_pct(prior[t]) if t in prior else '–'} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -250,9 +383,12 @@ def _header(cfg: AblationConfig, device: str) -> str:
     return (
         f"# Ablation ({cfg.model}, {device})\n\n"
         f"- data: {data}; evaluated on {cfg.eval.bench} split {cfg.eval.split}"
-        f"{f', first {cfg.eval.limit} questions' if cfg.eval.limit else ''}\n"
+        f"{f', first {cfg.eval.limit} questions' if cfg.eval.limit else ''}; every row on the same questions\n"
         f"- Stage 1: {s1.max_steps} steps × batch {s1.batch_size}; Stage 2: {s2.max_steps} steps × batch "
-        f"{s2.batch_size}, r = {s2.r}, alpha = {s2.alpha:g}, quantize {s2.resolved_quantize}; seeds {cfg.seeds}\n\n"
+        f"{s2.batch_size}, r = {s2.r}, alpha = {s2.alpha:g}, quantize {s2.resolved_quantize}; seeds {cfg.seeds}\n"
+        f"- no model selection: every row trains the fixed budget above and is scored once\n"
+        f"- mean ± 95% t interval over seeds; Δ vs B2 and p from a paired bootstrap over seeds and questions "
+        f"({cfg.bootstrap_replicates} replicates); * marks p < 0.05\n\n"
     )
 
 

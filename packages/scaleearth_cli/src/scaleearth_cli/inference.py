@@ -320,7 +320,8 @@ def _effective_log10(item: Item, input_widths: list[int]) -> float | None:
     return None if views is None else sum(math.log10(v) for v in views) / len(views)
 
 
-def _chat_text(processor, item: Item, gsd_text: str = "") -> str:
+def chat_text(processor, item: Item, gsd_text: str = "") -> str:
+    """The chat text of one question up to the assistant's reply: a training conversation plus its answer."""
     content = [{"type": "image"} for _ in item.images] + [{"type": "text", "text": gsd_text + item.prompt}]
     message = [{"role": "user", "content": content}]
     return processor.apply_chat_template(message, tokenize=False, add_generation_prompt=True)
@@ -379,9 +380,9 @@ def answer_batch(em: EvalModel, items: list[Item], source: GSDSource, *, max_new
     truth = [_effective_log10(it, w) for it, w in zip(items, widths)]
     metadata = _metadata(items, truth, source)
     if em.gsd_in_prompt:
-        texts = [_chat_text(processor, it, gsd_prompt(m) if m is not None else "") for it, m in zip(items, metadata)]
+        texts = [chat_text(processor, it, gsd_prompt(m) if m is not None else "") for it, m in zip(items, metadata)]
     else:
-        texts = [_chat_text(processor, it) for it in items]
+        texts = [chat_text(processor, it) for it in items]
     inputs = dict(processor(text=texts, images=images, padding=True, return_tensors="pt"))
     if not torch.equal(inputs["image_grid_thw"], grid):
         raise RuntimeError("the processor resized the images differently on its second call")

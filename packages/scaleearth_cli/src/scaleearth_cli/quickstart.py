@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from .config import TrainConfig
 from .recipe import (
-    Built,
     EvalModels,
     EvalSettings,
     SpoofSettings,
@@ -24,6 +24,7 @@ from .recipe import (
     build_synthetic_world,
     eval_step,
     make_tiny,
+    pretrain_and_stage1,
     resolve_device,
     spoof_step,
     train_step,
@@ -52,11 +53,12 @@ class QuickstartConfig:
     out: Path = Path("runs/quickstart")
     pretrain_steps: int = 1500  # backbone pretraining (whole model, captions)
     stage1_steps: int = 300  # Stage-1 SFT (LLM, instructions)
-    stage2_steps: int = 1500  # Stage-2 adapter + SSE-U
+    stage2_steps: int = 4000  # Stage-2 adapter + SSE-U
     device: str = "auto"
     world: SyntheticWorld = SyntheticWorld()
     tiny: TinyModel = TinyModel()
     questions: int | None = 800  # held-out questions evaluated (None: all)
+    eval_split: str = "test"  # "val" while developing a recipe: test is looked at once
     spoof_questions: int | None = 160
     spoof_points: int = 9
     seed: int = 0
@@ -69,7 +71,7 @@ def tiny_training(**overrides) -> TrainConfig:
     backbone pretraining: Stage 1's machinery with every weight trainable, vision tower included.
     """
     base = dict(
-        r=8, alpha=16.0, quantize="none", batch_size=8, lr=5e-3, sseu_lr=3e-3, warmup_steps=10, max_length=512,
+        r=8, alpha=16.0, quantize="none", batch_size=8, lr=2e-3, sseu_lr=3e-3, warmup_steps=10, max_length=512,
         max_turns=1, shuffle_buffer=1000, gradient_checkpointing=False, log_every=10, save_every=10**9,
     )  # fmt: skip
     stage = overrides.pop("stage", 2)
@@ -101,22 +103,19 @@ def quickstart(cfg: QuickstartConfig, console=None) -> QuickstartResult:
     tiny = make_tiny(steps, out / "tiny-qwen3-vl", seed=cfg.seed, **cfg.tiny.sizes())
 
     progress = console is not None
-    common = dict(seed=cfg.seed, device=device, progress=progress)
-    s0 = tiny_training(stage=0, model=str(tiny.path), data=str(world.pretraining.path), out=str(out / "pretrain"),
-                       max_steps=cfg.pretrain_steps, **common)  # fmt: skip
-    pretrain = train_step(steps, "backbone pretraining (captions, whole model)", s0,
-                          [world.pretraining.digest, tiny.digest], console)  # fmt: skip
-    backbone = Built(pretrain.path / "merged", pretrain.digest)
-    s1 = tiny_training(stage=1, model=str(backbone.path), data=str(world.corpus.path), out=str(out / "stage1"),
-                       max_steps=cfg.stage1_steps, **common)  # fmt: skip
-    stage1 = train_step(steps, "Stage 1 (SFT, merged)", s1, [world.corpus.digest, backbone.digest], console)
-    merged = Built(stage1.path / "merged", stage1.digest)  # the model every Stage-2 run starts from
-    s2 = tiny_training(stage=2, adapter="cshlora", model=str(merged.path), data=str(world.corpus.path),
-                       out=str(out / "stage2"), max_steps=cfg.stage2_steps, **common)  # fmt: skip
-    stage2 = train_step(steps, "Stage 2 (CS-HLoRA + SSE-U)", s2, [world.corpus.digest, stage1.digest], console)
+    steps_of = {0: cfg.pretrain_steps, 1: cfg.stage1_steps, 2: cfg.stage2_steps}
+
+    def make_config(stage: int, **fixed) -> TrainConfig:
+        return tiny_training(stage=stage, max_steps=steps_of[stage], seed=cfg.seed, device=device, progress=progress,
+                             **fixed)  # fmt: skip
+
+    merged = pretrain_and_stage1(steps, out, base=tiny, corpus=world.corpus, pretraining=world.pretraining,
+                                 make_config=make_config, console=console)  # fmt: skip
+    s2 = make_config(2, adapter="cshlora", model=str(merged.path), data=str(world.corpus.path), out=str(out / "stage2"))
+    stage2 = train_step(steps, "Stage 2 (CS-HLoRA + SSE-U)", s2, [world.corpus.digest, merged.digest], console)
 
     models = EvalModels(device)
-    how = EvalSettings(limit=cfg.questions)
+    how = EvalSettings(split=cfg.eval_split, limit=cfg.questions)
     evals = {
         source: eval_step(
             steps,
@@ -145,9 +144,64 @@ def quickstart(cfg: QuickstartConfig, console=None) -> QuickstartResult:
     return result
 
 
+# The tiny world's learning targets (issue 11; packages/scaleearth_cli/README.md): what summary.json checks.
+TARGET_MARGIN = 0.20  # held-out accuracy (metadata GSD) >= blind prior + 20 points
+TARGET_TYPE_MIN_N = 30  # no question type with at least this many questions below its own prior
+TARGET_TOP_ANSWER_SHARE = 0.50  # no single answer string is more than half of the predictions
+TARGET_SPOOF_FACTOR, TARGET_SPOOF_RISE = 2.5, 0.05  # the spoofing peak: near the true GSD, above both ends
+TARGET_SSEU_MAE, TARGET_COVERAGE_90 = 0.15, (0.85, 0.95)
+
+
+def _predictions(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines() if line]
+
+
+def checks(result: QuickstartResult) -> dict:
+    """Each learning target: the measured value, the target and whether it is met (on the oracle eval)."""
+    oracle = result.evals["oracle"]
+    prior = oracle["blind_prior"]
+    below = {
+        t: {"accuracy": g["accuracy"], "prior": prior["groups"]["type"][t]["accuracy"], "n": g["n"]}
+        for t, g in oracle["groups"]["type"].items()
+        if g["n"] >= TARGET_TYPE_MIN_N and g["accuracy"] < prior["groups"]["type"].get(t, {"accuracy": 0})["accuracy"]
+    }
+    answers = Counter(row["prediction"] for row in _predictions(result.out / "eval-oracle"))
+    top, top_n = answers.most_common(1)[0] if answers else ("", 0)
+    points = result.spoof["points"]
+    best = max(points, key=lambda p: p["accuracy"])
+    factor = max(best["gsd_m"], result.spoof["true_gsd_m"]) / min(best["gsd_m"], result.spoof["true_gsd_m"])
+    rise = best["accuracy"] - max(points[0]["accuracy"], points[-1]["accuracy"])
+    sseu = (oracle.get("sseu") or {}).get("metrics", {})
+    mae, cov = sseu.get("mae_log10", math.inf), sseu.get("coverage_90", math.nan)
+    lo, hi = TARGET_COVERAGE_90
+    margin = oracle["metrics"]["overall"] - prior["metrics"]["overall"]
+    return {
+        "beats_prior_by": {"value": margin, "target": TARGET_MARGIN, "met": margin >= TARGET_MARGIN},
+        "types_below_prior": {"value": below, "target": f"none with n >= {TARGET_TYPE_MIN_N}", "met": not below},
+        "top_answer_share": {"value": top_n / max(1, sum(answers.values())), "answer": top,
+                             "target": TARGET_TOP_ANSWER_SHARE,
+                             "met": top_n <= TARGET_TOP_ANSWER_SHARE * sum(answers.values())},
+        "spoof_peak": {"value": {"best_gsd_m": best["gsd_m"], "factor_from_true": factor, "rise_over_ends": rise},
+                       "target": f"within x{TARGET_SPOOF_FACTOR} of the true GSD, >= {TARGET_SPOOF_RISE:.0%} above "
+                                 "both ends",
+                       "met": factor <= TARGET_SPOOF_FACTOR and rise >= TARGET_SPOOF_RISE},
+        "sseu_mae_log10": {"value": mae, "target": TARGET_SSEU_MAE, "met": mae <= TARGET_SSEU_MAE},
+        "sseu_coverage_90": {"value": cov, "target": list(TARGET_COVERAGE_90), "met": lo <= cov <= hi},
+    }  # fmt: skip
+
+
 def summary(result: QuickstartResult) -> dict:
     """The numbers of the final table, as saved in summary.json."""
     rows = []
+    oracle_prior = result.evals["oracle"].get("blind_prior")
+    if oracle_prior is not None:
+        tiers = oracle_prior["groups"]["tier"]
+        rows.append({
+            "gsd_source": "blind prior (no image)", "questions": result.evals["oracle"]["counts"]["questions"],
+            "accuracy": oracle_prior["metrics"]["overall"], "tier_mean": oracle_prior["metrics"]["tier_mean"],
+            **{f"acc_{t}": tiers[t]["accuracy"] if t in tiers else None for t in TIERS},
+            "sseu_mae_log10": None, "gate_branches": None,
+        })  # fmt: skip
     for source, r in result.evals.items():
         tiers = r["groups"]["tier"]
         sseu = (r.get("sseu") or {}).get("metrics", {})
@@ -165,8 +219,15 @@ def summary(result: QuickstartResult) -> dict:
     best = max(result.spoof["points"], key=lambda p: p["accuracy"])
     return {
         "evals": rows,
+        "types": {
+            t: {"n": g["n"], "accuracy": g["accuracy"],
+                "prior": (oracle_prior or {}).get("groups", {}).get("type", {}).get(t, {}).get("accuracy")}
+            for t, g in result.evals["oracle"]["groups"]["type"].items()
+        },
+        "checks": checks(result) if oracle_prior is not None else None,
         "spoof": {
-            "true_gsd_m": result.spoof["true_gsd_m"], "best_gsd_m": best["gsd_m"], "best_accuracy": best["accuracy"]
+            "true_gsd_m": result.spoof["true_gsd_m"], "best_gsd_m": best["gsd_m"], "best_accuracy": best["accuracy"],
+            "curve": [{"gsd_m": p["gsd_m"], "accuracy": p["accuracy"]} for p in result.spoof["points"]],
         },
         "plots": [str(p) for p in result.plots],
         "steps": [{"name": s.name, "status": s.status, "seconds": s.seconds, "folder": str(s.folder)}
@@ -179,7 +240,8 @@ def _pct(x) -> str:
 
 
 def summary_tables(data: dict):
-    """Rich tables: what each step did, then the held-out accuracy per GSD source."""
+    """Rich tables: what each step did, the held-out accuracy per GSD source beside the blind prior, per
+    question type, and the learning targets."""
     from rich.table import Table
 
     steps = Table(title="quickstart steps")
@@ -188,7 +250,7 @@ def summary_tables(data: dict):
     for s in data["steps"]:
         steps.add_row(s["name"], s["status"], f"{s['seconds']:.1f}", s["folder"])
 
-    table = Table(title="held-out synthetic split (geoscale, test): accuracy %")
+    table = Table(title="held-out synthetic split (geoscale): accuracy %")
     for column in ("gate GSD", "questions", "overall", "tier mean", *TIERS, "SSE-U MAE (decades)"):
         table.add_column(column, justify="left" if column == "gate GSD" else "right")
     for row in data["evals"]:
@@ -197,4 +259,25 @@ def summary_tables(data: dict):
             row["gsd_source"], str(row["questions"]), _pct(row["accuracy"]), _pct(row["tier_mean"]),
             *(_pct(row[f"acc_{t}"]) for t in TIERS), "–" if mae is None else f"{mae:.3f}",
         )  # fmt: skip
-    return steps, table
+    types = Table(title="per question type (metadata GSD): accuracy % vs blind prior %")
+    for column in ("type", "questions", "model", "prior"):
+        types.add_column(column, justify="left" if column == "type" else "right")
+    for t, row in data["types"].items():
+        types.add_row(t, str(row["n"]), _pct(row["accuracy"]), "–" if row["prior"] is None else _pct(row["prior"]))
+    tables = [steps, table, types]
+    if data.get("checks"):
+        targets = Table(title="learning targets")
+        for column in ("target", "met", "measured"):
+            targets.add_column(column)
+        for name, check in data["checks"].items():
+            targets.add_row(name, "yes" if check["met"] else "NO", _measured(check["value"]))
+        tables.append(targets)
+    return tables
+
+
+def _measured(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_measured(v)}" for k, v in value.items()) or "none"
+    return str(value)

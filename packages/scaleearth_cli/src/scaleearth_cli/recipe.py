@@ -69,8 +69,8 @@ def _describe(scene) -> list[tuple[str, str]]:
 def _caption(scene) -> list[tuple[str, str]]:
     """Backbone-pretraining text: a generic caption naming the land covers and the visible things.
 
-    The stand-in for the web-scale captions Qwen3-VL was pretrained on: it says what can be seen,
-    never the GSD, a count or a question of the corpus.
+    The stand-in for the captions Qwen3-VL was pretrained on: it says what can be seen, never the GSD,
+    a count or a question of the corpus.
     """
     things = _visible_things(scene)
     caption = f"{scene.setting} land, mostly {', '.join(_cover_words(scene))}"
@@ -98,7 +98,9 @@ def write_llava_scenes(
         scene = make_scene(scene_seed, sample_gsd(np.random.default_rng(gsd_seed)), size_px)
         name = f"images/{i:06d}.png"
         Image.fromarray(render(scene), "RGB").save(folder / name)
-        conversation = [t for q, a in turns(scene) for t in ({"from": "human", "value": q}, {"from": "gpt", "value": a})]
+        conversation = [
+            t for q, a in turns(scene) for t in ({"from": "human", "value": q}, {"from": "gpt", "value": a})
+        ]
         conversation[0]["value"] = "<image>\n" + conversation[0]["value"]
         records.append({"id": f"scene{i:06d}", "image": name, "conversations": conversation})
     path = folder / STAGE1_INSTRUCTIONS
@@ -211,10 +213,11 @@ def read_results(folder) -> dict:
 
 
 # -- the steps both recipes share ------------------------------------------------------------------
-# Template QA types of the tiny world: everything but the two that need arithmetic on numbers a 2-layer
-# model cannot do in text ("an object N pixels long ... how long on the ground?" and the footprint, which
-# is 96 x the GSD printed to three figures). The numeric ``gsd`` question stays: it reads the scale alone.
-TINY_WORLD_QA_TYPES = ("gsd", "resolvable", "gsd_threshold", "presence", "count", "rural_urban", "dominant_cover")
+# Template QA types of the tiny world: the categorical ones. The numeric answers ("What is the GSD?" ->
+# "3.81 m", the footprint, "an object N pixels long ... how long?") must be regressed through digit tokens
+# to 10 %, which a 2-layer, 64-wide model does not learn here (measured: 0-3 % on `gsd`, below its prior).
+# The scale is still asked about, as yes/no: `gsd_threshold` and `resolvable` can only be answered with it.
+TINY_WORLD_QA_TYPES = ("resolvable", "gsd_threshold", "presence", "count", "rural_urban", "dominant_cover")
 
 
 @dataclass(frozen=True)
@@ -222,7 +225,7 @@ class SyntheticWorld:
     """The CPU default data: a scale-world corpus (with Stage-1 instructions), pretraining captions and a
     one-GSD spoofing set, all rendered at ``scene_px`` (which the tiny model sees unresized)."""
 
-    scenes: int = 2000  # corpus scenes (every 10th is held out as test, 5 mod 10 is val)
+    scenes: int = 4000  # corpus scenes (every 10th is held out as test, 5 mod 10 is val)
     stage1_images: int = 400  # LLaVA-style instruction images for Stage 1
     pretrain_images: int = 2000  # captioned images for the backbone pretraining (own seed stream)
     spoof_scenes: int = 24
@@ -265,15 +268,26 @@ def build_synthetic_world(steps: Steps, root: Path, world: SyntheticWorld, conso
         run = lambda: build(sources, folder, workers=workers, **common, **extra)  # noqa: E731
         return Built(folder, steps.run(name, folder, {**settings, "after": after}, run))
 
-    llava_dir, captions_dir, scenes_dir = root / "stage1-instructions", root / "pretraining-captions", root / "spoof-scenes"
-    llava = rendered("Stage-1 instructions (LLaVA format)", llava_dir,
-                     lambda: write_stage1_instructions(llava_dir, world.stage1_images, seed=world.seed, size_px=px))
-    captions = rendered("pretraining captions (LLaVA format)", captions_dir,
-                        lambda: write_pretraining_captions(captions_dir, world.pretrain_images, seed=world.seed,
-                                                           size_px=px))
-    scenes = rendered(f"spoofing scenes (all at {world.spoof_gsd_m:g} m)", scenes_dir,
-                      lambda: write_fixed_gsd_scenes(scenes_dir, world.spoof_scenes, world.spoof_gsd_m,
-                                                     seed=world.seed, size_px=px))
+    llava_dir, captions_dir, scenes_dir = (
+        root / "stage1-instructions",
+        root / "pretraining-captions",
+        root / "spoof-scenes",
+    )
+    llava = rendered(
+        "Stage-1 instructions (LLaVA format)",
+        llava_dir,
+        lambda: write_stage1_instructions(llava_dir, world.stage1_images, seed=world.seed, size_px=px),
+    )
+    captions = rendered(
+        "pretraining captions (LLaVA format)",
+        captions_dir,
+        lambda: write_pretraining_captions(captions_dir, world.pretrain_images, seed=world.seed, size_px=px),
+    )
+    scenes = rendered(
+        f"spoofing scenes (all at {world.spoof_gsd_m:g} m)",
+        scenes_dir,
+        lambda: write_fixed_gsd_scenes(scenes_dir, world.spoof_scenes, world.spoof_gsd_m, seed=world.seed, size_px=px),
+    )
     return WorldData(
         corpus=corpus("corpus (scale world + Stage-1 instructions)", root / "corpus",
                       [f"llava={llava_dir / STAGE1_INSTRUCTIONS}", f"synthetic={world.scenes}"], [llava],
@@ -289,7 +303,9 @@ def make_tiny(steps: Steps, folder: Path, seed: int = 0, **sizes) -> Built:
     from .tiny import make_tiny_model
 
     settings = {"seed": seed, **sizes}
-    return Built(folder, steps.run("tiny Qwen3-VL", folder, settings, lambda: make_tiny_model(folder, seed=seed, **sizes)))
+    return Built(
+        folder, steps.run("tiny Qwen3-VL", folder, settings, lambda: make_tiny_model(folder, seed=seed, **sizes))
+    )
 
 
 def train_step(steps: Steps, name: str, cfg, after: list[str], console=None) -> Built:
@@ -376,3 +392,23 @@ def spoof_step(
     settings = {"spoof": vars(how), "after": [model.digest, adapter.digest, data.digest]}
     steps.run(name, folder, settings, run)
     return json.loads((folder / "spoof.json").read_text())
+
+
+def pretrain_and_stage1(
+    steps: Steps, out: Path, *, base: Built, corpus: Built, pretraining: Built | None, make_config, console=None
+) -> Built:
+    """The merged Stage-1 model every Stage-2 run starts from.
+
+    With ``pretraining`` (the tiny model, which starts random), the backbone is first pretrained on
+    captions, whole model (``make_config(0, ...)``), as the stand-in for Qwen3-VL's own pretraining; Stage 1
+    (``make_config(1, ...)``) then starts from that. A real checkpoint goes straight to Stage 1.
+    """
+    start = base
+    if pretraining is not None:
+        s0 = make_config(0, model=str(base.path), data=str(pretraining.path), out=str(out / "pretrain"))
+        done = train_step(steps, "backbone pretraining (captions, whole model)", s0, [pretraining.digest, base.digest],
+                          console)  # fmt: skip
+        start = Built(done.path / "merged", done.digest)
+    s1 = make_config(1, model=str(start.path), data=str(corpus.path), out=str(out / "stage1"), merge=True)
+    trained = train_step(steps, "Stage 1 (SFT, merged)", s1, [corpus.digest, start.digest], console)
+    return Built(trained.path / "merged", trained.digest)

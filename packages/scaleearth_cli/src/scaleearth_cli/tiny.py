@@ -35,13 +35,18 @@ CHAT_TEMPLATE = (
 )
 
 # Text the BPE merges are learnt from: the words of the corpus's questions and answers.
-_TRAINING_TEXT = (
+_WORDS = (
     "user assistant system remote sensing image ground sampling distance metres per pixel GSD "
     "How many cars buildings trees roads fields are there in the image? Is there a car road river field "
     "forest water building? What covers most of the ground? What is the dominant land cover? "
     "Is this area rural or urban? yes no one two three four five six seven eight nine ten "
-    "cropland grassland built-up bare forest water urban rural 0 1 2 3 4 5 6 7 8 9 . , ? m"
+    "cropland grassland built-up bare ground forest water urban rural land mostly Caption Describe this scene "
+    "Could a single tennis court soccer field airport be made out about across below Answer the question "
+    "using a single word or phrase . , ? ; m km"
 )
+# Each word also alone on a line: an answer follows "assistant\n", so it starts a pre-token without the
+# leading-space marker; without these lines "no" and "rural" would be spelt letter by letter.
+_TRAINING_TEXT = _WORDS + "\n" + "\n".join(_WORDS.replace("?", " ").split()) + "\n0 1 2 3 4 5 6 7 8 9\n"
 
 
 def _train_tokenizer(vocab_size: int):
@@ -80,7 +85,7 @@ def make_tiny_model(
     seed: int = 0,
     hidden_size: int = 64,
     num_layers: int = 2,
-    vocab_size: int = 512,
+    vocab_size: int = 768,
     min_pixels: int = 32 * 32,
     max_pixels: int = 64 * 64,
 ) -> Path:

@@ -132,6 +132,7 @@ def sseu_metrics(pred: SSEUPrediction, target: Tensor) -> dict[str, float]:
         "mae_m": mae_m(pred, target),
         "median_rel_error_m": median_relative_error_m(pred, target),
         "coverage_68": interval_coverage(pred, target, 0.68),
+        "coverage_90": interval_coverage(pred, target, 0.90),
         "coverage_95": interval_coverage(pred, target, 0.95),
         "ece": cal.ece,
         "mean_z2": cal.mean_z2,

@@ -10,12 +10,12 @@ the GeoScale held-out split. Pure data: no model is loaded here.
 """
 
 from .answers import extract_letters, parse_letter_set
+from .image_refs import ArrowStreamImage, RecordImage
 from .judge import Outcome, judge
 from .predictions import read_predictions, write_predictions
-from .image_refs import ArrowStreamImage, RecordImage
+from .prior import blind_prior, most_frequent_answers
 from .records import Answer, Benchmark, ParquetImage, Question, open_image, question_key
 from .registry import BENCHMARKS, benchmark_spec, load_benchmark
-from .prior import blind_prior, most_frequent_answers
 from .scoring import PARSERS, question_rows, score, score_predictions, write_results
 from .table import results_table
 

@@ -159,9 +159,7 @@ def _unique_ids(questions: list[Question], places, base: Path) -> tuple[list[Que
         return questions, None
     renamed = [replace(q, id=f"{_relative_name(file, base)}#{i}") for q, (file, i) in zip(questions, places)]
     repeated = next(k for k in keys if keys.count(k) > 1)
-    note = (
-        f"Question_id repeats (e.g. {repeated!r}): questions are identified as '<JSON file under jsons/>#<position>'"
-    )
+    note = f"Question_id repeats (e.g. {repeated!r}): questions are identified as '<JSON file under jsons/>#<position>'"
     return renamed, note
 
 

@@ -85,9 +85,7 @@ def score_predictions(
     from .. import __version__
 
     spec = benchmark_spec(benchmark.kind)
-    by_parser = {
-        mode: judge_all(benchmark, predictions, parser=mode, length_rtol=length_rtol) for mode in PARSERS
-    }
+    by_parser = {mode: judge_all(benchmark, predictions, parser=mode, length_rtol=length_rtol) for mode in PARSERS}
     pairs = by_parser[check_parser(parser)]
     metrics, groups, extra = spec.summarise(pairs)
     status = Counter(o.status for _, o in pairs)

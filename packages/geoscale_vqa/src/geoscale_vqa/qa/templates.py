@@ -21,7 +21,6 @@ from ..records import QA
 from . import physics
 from .tiers import TIER_MAX_GSD_M
 
-
 TEMPLATE_TYPES = (
     "gsd", "footprint", "resolvable", "gsd_threshold", "object_size",  # scale
     "presence", "count",  # object / structure
