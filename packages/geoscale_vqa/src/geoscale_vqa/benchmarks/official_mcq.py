@@ -28,6 +28,10 @@ The rules, in order:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+
+from .answers import format_letters
+from .judge import MISSING, Outcome
 
 XLRS_PREFIXES = (
     "The best answer is",
@@ -66,3 +70,17 @@ def extract_official_letters(text, prefixes: tuple[str, ...]) -> frozenset[str]:
 def official_choice_correct(letters: frozenset[str], answer_as_stored: str) -> bool:
     """The reference comparison: `set(extracted) == set(answer)`, the answer's characters as stored."""
     return set(letters) == set(answer_as_stored)
+
+
+def letter_judge(prefixes: tuple[str, ...]) -> Callable:
+    """The official judgement of a multiple-choice benchmark: its letter extraction (with its answer
+    ``prefixes``), then ``set(letters) == set(answer as stored)``. Returns ``judge(question, text)``."""
+
+    def judge(question, text: str | None) -> Outcome:
+        if text is None:
+            return MISSING
+        letters = extract_official_letters(text, prefixes)
+        correct = official_choice_correct(letters, question.answer_text)
+        return Outcome("official" if letters else "unparseable", format_letters(letters) or None, correct)
+
+    return judge

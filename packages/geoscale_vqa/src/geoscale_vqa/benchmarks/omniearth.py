@@ -35,7 +35,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from .answers import format_letters
 from .common import (
     check_unique,
     choice_answer,
@@ -46,8 +45,8 @@ from .common import (
     micro,
     require,
 )
-from .judge import MISSING, Outcome
-from .official_mcq import OMNIEARTH_PREFIXES, extract_official_letters, official_choice_correct
+from .judge import Outcome
+from .official_mcq import OMNIEARTH_PREFIXES, letter_judge
 from .prompts import choice_prompt
 from .records import Benchmark, Question, question_key
 
@@ -214,12 +213,4 @@ def summarise(pairs) -> tuple[dict, dict, dict]:
 
 def official_judge(benchmark: Benchmark) -> Callable[[Question, str | None], Outcome]:
     """OmniEarth-Bench's judgement: its letter extraction, then `set(letters) == set(Ground Truth as stored)`."""
-
-    def judge(question: Question, text: str | None) -> Outcome:
-        if text is None:
-            return MISSING
-        letters = extract_official_letters(text, OMNIEARTH_PREFIXES)
-        correct = official_choice_correct(letters, question.answer_text)
-        return Outcome("official" if letters else "unparseable", format_letters(letters) or None, correct)
-
-    return judge
+    return letter_judge(OMNIEARTH_PREFIXES)

@@ -35,10 +35,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from .answers import format_letters
 from .common import check_unique, choice_answer, group_stats, image_root, mean_accuracy, micro
-from .judge import MISSING, Outcome
-from .official_mcq import XLRS_PREFIXES, extract_official_letters, official_choice_correct
+from .judge import Outcome
+from .official_mcq import XLRS_PREFIXES, letter_judge
 from .prompts import choice_prompt
 from .records import Benchmark, Question, question_key
 from .xlrs_arrow import DATASET_DICT, read_arrow, read_parquet, save_to_disk_shards, split_folder_shards
@@ -216,12 +215,4 @@ def summarise(pairs) -> tuple[dict, dict, dict]:
 
 def official_judge(benchmark: Benchmark) -> Callable[[Question, str | None], Outcome]:
     """lmms-eval's judgement: its letter extraction, then `set(letters) == set(answer as stored)`."""
-
-    def judge(question: Question, text: str | None) -> Outcome:
-        if text is None:
-            return MISSING
-        letters = extract_official_letters(text, XLRS_PREFIXES)
-        correct = official_choice_correct(letters, question.answer_text)
-        return Outcome("official" if letters else "unparseable", format_letters(letters) or None, correct)
-
-    return judge
+    return letter_judge(XLRS_PREFIXES)
