@@ -187,7 +187,9 @@ def ablate(cfg: AblationConfig, console=None) -> AblationResult:
         )
         stage1 = pretrain_and_stage1(
             steps, out, base=base, corpus=corpus, pretraining=pretraining if tiny else None, console=console,
-            make_config=lambda stage, **fixed: cfg.train_config(stage, seed=cfg.seeds[0], device=device,
+            # The shared steps take the world's seed, not a row seed: a run over a subset of the seeds
+            # (one machine each) then shares them instead of retraining them.
+            make_config=lambda stage, **fixed: cfg.train_config(stage, seed=cfg.synthetic.seed, device=device,
                                                                 progress=progress, **fixed),
         )  # fmt: skip
 
