@@ -52,8 +52,13 @@ def train_config(**overrides):
     return TrainConfig(**base)
 
 
-def first_batches(processor, corpus: Path, n: int, *, sources=None, batch_size: int = 4, gsd_in_prompt=False):
-    """The first ``n`` batches of the train split, built exactly as training builds them."""
+def first_batches(
+    processor, corpus: Path, n: int, *, sources=None, batch_size: int = 4, gsd_in_prompt=False, max_turns=None
+):
+    """The first ``n`` batches of the train split, built exactly as training builds them.
+
+    ``max_turns=None`` (one conversation per image) keeps one image per batch row.
+    """
     from itertools import islice
 
     import torch
@@ -61,7 +66,7 @@ def first_batches(processor, corpus: Path, n: int, *, sources=None, batch_size: 
     from geoscale_vqa import geoscale_dataset
     from scaleearth_cli.data import Collator
 
-    ds = geoscale_dataset(corpus, split="train", sources=sources, mode="conversation", max_turns=2)
+    ds = geoscale_dataset(corpus, split="train", sources=sources, mode="conversation", max_turns=max_turns)
     loader = torch.utils.data.DataLoader(
         ds, batch_size=batch_size, collate_fn=Collator(processor, max_length=512, gsd_in_prompt=gsd_in_prompt)
     )

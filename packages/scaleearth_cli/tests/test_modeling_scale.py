@@ -66,7 +66,7 @@ def test_labels_cover_exactly_the_assistant_replies(tiny_model_dir, train_corpus
     tok = processor.tokenizer
     from geoscale_vqa import geoscale_dataset
 
-    items = [s for _, s in zip(range(2), geoscale_dataset(train_corpus, split="train", sources="llava", max_turns=2))]
+    items = [s for _, s in zip(range(2), geoscale_dataset(train_corpus, split="train", sources="llava"))]
     for row, item in enumerate(items):
         labelled = batch["labels"][row][batch["labels"][row] != -100]
         replies = [m["content"][0]["text"] for m in item["messages"] if m["role"] == "assistant"]
