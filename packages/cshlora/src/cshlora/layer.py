@@ -73,6 +73,7 @@ class ScaleConditioned:
                 "forward pass, pass log10_gsd= to the layer, or build it with default_log10_gsd"
             )
         lead = tuple(x.shape[:-1])
+        s, var = _expand_for_generation(s, var, lead)
         if s.dim() > len(lead) or tuple(s.shape) != lead[: s.dim()]:
             raise ValueError(
                 f"log10_gsd has shape {tuple(s.shape)} but the input has leading dimensions {lead}: expected a "
@@ -244,3 +245,21 @@ class CSHLoRALinear(ScaleConditioned, nn.Module):
             f"alpha={self.config.alpha}, gate={self.gate_kind}, backend={self._backend_label()}"
             + (", merged=True" if self.merged else "")
         )
+
+
+def _expand_for_generation(s: torch.Tensor, var, lead: tuple) -> tuple:
+    """Repeat per-sample scales for ``k`` rows each when the batch has ``k`` times as many rows.
+
+    ``generate`` with ``num_beams=k`` or ``num_return_sequences=k`` expands every input with
+    ``repeat_interleave(k, dim=0)``, so row ``i * k + j`` belongs to sample ``i``; the scale set for the
+    samples follows the same rule. Anything else is left to the shape check.
+    """
+    if s.dim() == 0 or not lead or s.shape[0] == 0 or lead[0] == s.shape[0] or lead[0] % s.shape[0]:
+        return s, var
+    if tuple(s.shape[1:]) != lead[1 : s.dim()]:
+        return s, var
+    k = lead[0] // s.shape[0]
+    s = s.repeat_interleave(k, dim=0)
+    if var is not None and var.dim() > 0 and var.shape[0] * k == s.shape[0]:
+        var = var.repeat_interleave(k, dim=0)
+    return s, var

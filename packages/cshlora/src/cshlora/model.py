@@ -103,6 +103,19 @@ def set_scale(model: nn.Module, log10_gsd, var=None) -> None:
         layer.set_scale(s, v)
 
 
+def set_gsd(model: nn.Module, gsd_m, var=None) -> None:
+    """:func:`set_scale` with the GSD in metres per pixel (a number, ``[B]`` or ``[B, T]``), so units are explicit.
+
+    Every value must be finite and > 0; ``var`` is the variance of ``log10(gsd_m)``, as in :func:`set_scale`.
+    """
+    layers = scale_conditioned_layers(model)
+    device = next(p.device for p in layers[0].parameters()) if layers else None
+    g = as_scale_tensor(gsd_m, "gsd_m", device=device)
+    if not bool(torch.isfinite(g).all() & (g > 0).all()):
+        raise ValueError(f"gsd_m must be finite and > 0 metres per pixel, got {g.tolist()}")
+    set_scale(model, torch.log10(g), var)
+
+
 def clear_scale(model: nn.Module) -> None:
     """Forget the stored scale (layers then need an explicit scale or their default)."""
     for layer in scale_conditioned_layers(model):
