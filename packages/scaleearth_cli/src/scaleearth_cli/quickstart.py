@@ -1,9 +1,10 @@
 """``scaleearth quickstart``: the whole pipeline on the synthetic scale world and the tiny Qwen3-VL, in one folder.
 
 Steps (each reused on a second run when its folder is complete, see ``recipe.Steps``):
-corpus (scale world + LLaVA-style Stage-1 instructions rendered from it) and a one-GSD spoofing set →
-tiny Qwen3-VL → Stage 1 (SFT on the ``llava`` source, merged) → Stage 2 (CS-HLoRA + SSE-U on the
-``synthetic`` source) → eval on the held-out split with oracle and with SSE-U predicted GSD → spoofing.
+corpus (scale world + LLaVA-style Stage-1 instructions rendered from it), pretraining captions and a
+one-GSD spoofing set → tiny Qwen3-VL → backbone pretraining (whole model, captions) → Stage 1 (SFT on the
+``llava`` source, merged) → Stage 2 (CS-HLoRA + SSE-U on the ``synthetic`` source) → eval on the held-out
+split with oracle and with SSE-U predicted GSD, beside the blind prior → spoofing → learning-target checks.
 """
 
 from __future__ import annotations
