@@ -171,7 +171,8 @@ def batch_stream(cfg, collator: Collator, position: DataPosition, rank: int, wor
         if produced == 0:
             raise ValueError(
                 f"rank {rank} of {world_size} got no training samples from {cfg.data} (split {cfg.split!r}, "
-                f"sources {cfg.resolved_sources}); build more shards than ranks"
+                f"sources {cfg.resolved_sources}): the corpus has fewer such samples than ranks x workers "
+                f"({world_size} x {max(1, cfg.num_workers)}); use fewer ranks or workers, or more data"
             )
         position.epoch += 1
         position.batches = 0
