@@ -207,7 +207,7 @@ def ablate(cfg: AblationConfig, console=None) -> AblationResult:
                                    [corpus.digest, stage1.digest], console)  # fmt: skip
         return runs[key]
 
-    values, prior, types = [], None, None
+    values, prior, types, questions = [], None, None, None  # questions: ids every row must share
     for row in ablation_rows(cfg.noise_sigmas):
         for seed in cfg.seeds[:1] if row.adapter is None else cfg.seeds:  # Stage 1 is one model
             adapter = stage2_run(row.adapter, row.train_gate, seed) if row.adapter else None
@@ -216,9 +216,14 @@ def ablate(cfg: AblationConfig, console=None) -> AblationResult:
                 steps, f"eval {row.name}, seed {seed}", folder, models, model=stage1, adapter=adapter,
                 data=corpus, how=cfg.eval, gsd_source=row.eval_gsd, seed=seed, console=console,
             )  # fmt: skip
-            values.append({"row": row.name, "seed": seed, **_numbers(results), "correct": _correctness(folder)})
+            scored = _scored(folder)
+            ids = [r["id"] for r in scored]
+            if questions is not None and ids != questions:
+                raise ValueError(f"{folder} scored other questions than the first row: rows cannot be paired")
+            questions, types = ids, [str(r.get("type", "")) for r in scored]
+            correct = [int(bool(r["correct"])) for r in scored]
+            values.append({"row": row.name, "seed": seed, **_numbers(results), "correct": correct})
             prior = prior or results.get("blind_prior")
-            types = types or _question_types(folder)
 
     curves = {}
     for label, adapter in (("B4 (bucketed)", "bucketed"), ("CS-HLoRA", "cshlora")):
@@ -261,15 +266,6 @@ def _numbers(results: dict) -> dict:
 
 def _scored(folder: Path) -> list[dict]:
     return [json.loads(line) for line in (folder / "scored.jsonl").read_text().splitlines() if line]
-
-
-def _correctness(folder: Path) -> list[int]:
-    """Per-question correctness (0/1) in benchmark order: every row is scored on the same questions."""
-    return [int(bool(r["correct"])) for r in _scored(folder)]
-
-
-def _question_types(folder: Path) -> list[str]:
-    return [str(r.get("type", "")) for r in _scored(folder)]
 
 
 def summarise(rows: list[Row], values: list[dict], prior: dict | None, types: list[str], *, replicates: int) -> dict:
