@@ -88,3 +88,9 @@ def test_needs_a_training_split(tmp_path):
     _write(out, "test", [("te-a", [_qa(CARS, "0")])])
     with pytest.raises(ValueError, match="training split"):
         most_frequent_answers(out)
+
+
+def test_a_rewritten_training_split_is_read_again(corpus):
+    assert most_frequent_answers(corpus)["count"] == "0"
+    _write(corpus, "train", [("tr-x", [_qa(CARS, "12")])])
+    assert most_frequent_answers(corpus) == {"count": "12"}

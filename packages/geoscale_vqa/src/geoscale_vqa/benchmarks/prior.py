@@ -8,7 +8,9 @@ model's, so "0" for "How many cars?" scores exactly as the model's "0" would.
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -20,15 +22,23 @@ PRIOR_SPLIT = "train"
 def most_frequent_answers(corpus, *, split: str = PRIOR_SPLIT) -> dict[str, str]:
     """{QA type: its most frequent answer} over the ``split`` shards of a GeoScale-VQA corpus.
 
-    Reads only the samples' JSON (no image is decoded).
+    Reads only the samples' JSON (no image is decoded). The shards are read once per process for the same
+    files (path, size, mtime): an ablation evaluates one corpus dozens of times.
     """
-    import webdataset as wds
-
     from ..reader import shard_urls
 
     urls = shard_urls(Path(corpus), split)
     if not urls:
         raise ValueError(f"no {split!r} shards in {corpus}: the blind prior needs the corpus's training split")
+    files = tuple((u, os.stat(u).st_size, os.stat(u).st_mtime_ns) for u in urls)
+    return dict(_most_frequent(files, split))
+
+
+@functools.lru_cache(maxsize=8)
+def _most_frequent(files: tuple, split: str) -> tuple:
+    import webdataset as wds
+
+    urls = [u for u, _, _ in files]
     counts: dict[str, Counter] = defaultdict(Counter)
     for raw in wds.WebDataset(urls, shardshuffle=False, empty_check=False):
         record = json.loads(raw["json"])
@@ -36,7 +46,7 @@ def most_frequent_answers(corpus, *, split: str = PRIOR_SPLIT) -> dict[str, str]
             continue
         for qa in record["qa"]:
             counts[str(qa.get("type", ""))][str(qa["answer"])] += 1
-    return {t: min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0] for t, c in sorted(counts.items())}
+    return tuple((t, min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0]) for t, c in sorted(counts.items()))
 
 
 def prior_predictions(benchmark: Benchmark, answers: dict[str, str]) -> dict[str, str]:
