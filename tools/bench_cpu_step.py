@@ -67,7 +67,7 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "shapes": shapes,
         "rows": rows,
-        "target": "cshlora continuous-gate step <= 1.10x PEFT LoRA step (DESIGN.md section 5)",
+        "target": "cshlora continuous-gate step <= 1.10x PEFT LoRA step (docs/design.md section 5)",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

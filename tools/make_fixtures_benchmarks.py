@@ -1,4 +1,4 @@
-"""Write small benchmark fixtures in each benchmark's published layout (DESIGN.md section 3).
+"""Write small benchmark fixtures in each benchmark's published layout (docs/design.md section 3).
 
     uv run python tools/make_fixtures_benchmarks.py /tmp/bench-fixtures
 

@@ -1,4 +1,4 @@
-"""Write small GeoScale-VQA source fixtures in the real dataset formats (DESIGN.md section 3).
+"""Write small GeoScale-VQA source fixtures in the real dataset formats (docs/design.md section 3).
 
     uv run python tools/make_fixtures_geoscale.py /tmp/geoscale-fixtures
     uv run python tools/make_fixtures_geoscale.py /tmp/rsvqa-big --rsvqa-lr-images 2000   # benchmark input

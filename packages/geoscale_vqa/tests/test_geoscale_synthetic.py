@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from geoscale_vqa.synthetic import GSD_RANGE_M, Scene, make_scene, render, sample_gsd
-from geoscale_vqa.synthetic.render import paint
+from geoscale_vqa.synthetic.render import paint, texture
 from geoscale_vqa.synthetic.world import _COVER_COLOURS, COVERS
 
 
@@ -45,6 +45,7 @@ def test_cover_fractions_match_the_rendered_pixels():
     for seed in range(6):
         scene = make_scene(seed, 20.0, 96)
         scene.layers = scene.layers[:1]  # land cover only
+        scene.texture = None  # the patch geometry, without the ground texture on top
         pixels = render(scene).astype(float)
         nearest = np.argmin(((pixels[:, :, None, :] - _COVER_COLOURS[None, None]) ** 2).sum(-1), axis=-1)
         measured = np.bincount(nearest.ravel(), minlength=len(COVERS)) / nearest.size
@@ -81,3 +82,38 @@ def test_scenes_are_deterministic_and_gsds_span_the_range():
     assert GSD_RANGE_M[0] <= gsds.min() and gsds.max() <= GSD_RANGE_M[1]
     # log-uniform: a quarter of the decades, a quarter of the samples
     assert np.mean(gsds < 10**-0.25) == pytest.approx(0.25, abs=0.03)
+
+
+def test_ground_texture_is_the_area_average_of_its_waves():
+    """Closed form (centre value x sinc x sinc) against brute-force supersampling of the continuous field."""
+    ground = make_scene(4, 1.0, 8).texture
+    for gsd in (0.1, 0.7, 3.0, 40.0):
+        size, sub = 8, 64
+        fine = (np.arange(size * sub) + 0.5) * gsd / sub
+        x, y = np.meshgrid(fine, fine)
+        cover = ground.cover_at(x, y)
+        field = np.zeros_like(x)
+        for c in np.unique(cover):
+            for kx, ky, phase, amplitude in ground.waves[c]:
+                wave = amplitude * np.cos(2 * np.pi * (kx * x + ky * y) + phase)
+                field[cover == c] += wave[cover == c]
+        reference = field.reshape(size, sub, size, sub).mean(axis=(1, 3))
+        closed = texture(ground, size, gsd)
+        # pixels that straddle a patch border take the texture of the cover at their centre: compare the others
+        one_cover = np.array(
+            [[len(np.unique(cover[i * sub : (i + 1) * sub, j * sub : (j + 1) * sub])) == 1 for j in range(size)]
+             for i in range(size)]
+        )  # fmt: skip
+        assert one_cover.sum() >= size, gsd
+        assert np.abs(closed - reference)[one_cover].max() < 0.02 * np.abs(ground.waves[..., 3]).max() + 1e-9, gsd
+
+
+def test_texture_shorter_than_a_pixel_fades():
+    """Crop rows (0.8 m) show at 0.1 m and are averaged away at 30 m, as a detector would."""
+    ground = make_scene(9, 1.0, 8).texture
+    crop = COVERS.index("cropland")
+    ground.cover = np.full_like(ground.cover, crop)
+    ground.waves[crop, 1, 3] = 0.0  # rows only
+    amplitude = ground.waves[crop, 0, 3]
+    assert texture(ground, 64, 0.1).std() > 0.5 * amplitude
+    assert texture(ground, 64, 30.0).std() < 0.05 * amplitude

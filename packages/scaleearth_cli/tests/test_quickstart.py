@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -127,3 +128,25 @@ def test_a_reduced_quickstart_learns_more_than_its_blind_prior(tmp_path):
     # the scale-only question type is answered from the gate: far above its 50 % prior
     threshold = data["types"]["gsd_threshold"]
     assert threshold["accuracy"] >= threshold["prior"] + 0.25, threshold
+
+
+def test_pretraining_captions_count_what_can_be_counted_and_never_state_the_gsd():
+    """Digits must be targets before Stage 2 (else counts come out as words), but never the GSD itself."""
+    from geoscale_vqa.qa import physics
+    from geoscale_vqa.synthetic import make_scene
+    from scaleearth_cli.recipe import _caption
+
+    seen_zero = seen_many = False
+    for seed in range(40):
+        scene = make_scene(seed, 0.6 if seed % 2 else 2.0, 96)
+        ((question, caption),) = _caption(scene)
+        assert question == "Caption this image."
+        assert not re.search(r"\d\s*(m|km|cm)\b|gsd|resolution|metre|meter|pixel", caption.lower()), caption
+        for name, n in scene.labels["counts"].items():
+            thing = physics.THINGS[name]
+            noun = thing.noun if n == 1 else thing.plural
+            if physics.can_ask_count(thing, scene.gsd_m, scene.extent_m):
+                assert f"{n} {noun}" in caption, (caption, name, n)
+                seen_zero |= n == 0
+                seen_many |= n > 1
+    assert seen_zero and seen_many

@@ -4,8 +4,9 @@
 ``s = log10(GSD in metres)``: finer images open more ranks.
 """
 
-__version__ = "0.1.0"
+import importlib.util
 
+from ._version import __version__ as __version__
 from .backends import available_backends, register_backend
 from .config import DEFAULT_TARGET_MODULES, DEFAULT_TIERS, CSHLoRAConfig, Tier
 from .gate import bucket_gate, continuous_gate, log10_gsd
@@ -24,6 +25,11 @@ from .model import (
     unload_adapter,
     unmerge,
 )
+
+# The fused kernels register the "triton" backend on import. find_spec imports nothing, so installs
+# without triton (macOS) stay light, and the kernels themselves compile on first use.
+if importlib.util.find_spec("triton") is not None:
+    from . import kernels as _kernels  # noqa: F401
 
 __all__ = [
     "CSHLoRAConfig",

@@ -4,13 +4,13 @@ A backend is a function ``forward(layer, x, s, var) -> Tensor`` returning the la
 ``base(x) + scaling * ((dropout(x) @ A^T) * h(s)) @ B^T`` in the base output's dtype, so a backend
 may fuse the adapter into the base computation. ``s`` and ``var`` arrive already validated and
 shaped to broadcast against ``x.shape[:-1]`` (or ``None`` for ungated LoRA). Backends register
-themselves on import; ``"auto"`` picks the highest-priority backend that offers itself to
+themselves on import (``torch`` here; ``triton`` in ``cshlora.kernels``, which ``import cshlora``
+imports where triton is installed); ``"auto"`` picks the highest-priority backend that offers itself to
 ``auto`` for the input (today always torch: triton waits for a GPU check, see ``cshlora.kernels``).
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -87,19 +87,3 @@ def torch_forward(layer: CSHLoRALinear, x: torch.Tensor, s, var) -> torch.Tensor
 
 
 register_backend(Backend("torch", torch_forward, supports=lambda x: True, priority=0))
-
-# Fused kernels where triton is installed (Linux). The check imports nothing: macOS installs and
-# plain `import cshlora` stay fast, and the kernels compile on first use (see cshlora.kernels).
-if importlib.util.find_spec("triton") is not None:
-    from . import kernels as _kernels
-
-    register_backend(
-        Backend(
-            "triton",
-            _kernels.triton_forward,
-            _kernels.supports,
-            priority=10,
-            auto_supports=_kernels.auto_supports,
-            requires=_kernels.REQUIRES,
-        )
-    )

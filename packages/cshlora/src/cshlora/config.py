@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 GateKind = Literal["continuous", "none", "bucketed"]
-BackendName = Literal["auto", "torch", "triton"]
+BackendName = str  # "auto" or a name in cshlora.available_backends()
 
 # Every linear projection of a Qwen/Llama-style decoder. The Qwen3-VL vision tower names its
 # projections differently (qkv, proj, linear_fc*), so these defaults leave it untouched.
@@ -129,8 +129,13 @@ class CSHLoRAConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if self.gate not in ("continuous", "none", "bucketed"):
             raise ValueError(f"gate must be 'continuous', 'none' or 'bucketed', got {self.gate!r}")
-        if self.backend not in ("auto", "torch", "triton"):
-            raise ValueError(f"backend must be 'auto', 'torch' or 'triton', got {self.backend!r}")
+        from .backends import available_backends
+
+        if self.backend != "auto" and self.backend not in available_backends():
+            raise ValueError(
+                f"backend must be 'auto' or a registered backend ({', '.join(available_backends())}), "
+                f"got {self.backend!r}"
+            )
         if self.gate == "continuous" and not self.tiers:
             raise ValueError("a continuous gate needs at least one tier")
         if self.gate == "continuous" and self.r < len(self.tiers):

@@ -73,7 +73,20 @@ def inject(model: nn.Module, config: CSHLoRAConfig) -> nn.Module:
     for name, module in targets:
         _set_submodule(model, name, CSHLoRALinear(module, config))
     model.cshlora_config = config
+    if callable(getattr(model, "save_pretrained", None)):
+        # transformers would write base_layer/lora_* keys that its from_pretrained cannot map back
+        # (it only reports missing keys and leaves the projections random): refuse instead.
+        model.save_pretrained = _refuse_save_pretrained
     return model
+
+
+def _refuse_save_pretrained(*args, **kwargs):
+    raise TypeError(
+        "this model has CS-HLoRA layers injected, and transformers' save_pretrained would write weights its "
+        "from_pretrained cannot load. Save the adapter with cshlora.save_adapter(model, path) (load it onto a "
+        "fresh base with cshlora.load_adapter), or fold one GSD in with cshlora.merge(model, log10_gsd) and then "
+        "call save_pretrained on the merged model."
+    )
 
 
 def set_scale(model: nn.Module, log10_gsd, var=None) -> None:
@@ -146,6 +159,8 @@ def unload_adapter(model: nn.Module) -> nn.Module:
         _set_submodule(model, name, layer.base_layer)
     if hasattr(model, "cshlora_config"):
         del model.cshlora_config
+    if model.__dict__.get("save_pretrained") is _refuse_save_pretrained:
+        del model.__dict__["save_pretrained"]
     return model
 
 
@@ -175,7 +190,7 @@ def save_adapter(model: nn.Module, path: str | os.PathLike) -> Path:
     """
     from safetensors.torch import save_file
 
-    from . import __version__
+    from ._version import __version__
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -197,6 +212,12 @@ def write_adapter_config(path: Path, config: CSHLoRAConfig, **extra) -> None:
 
 def load_adapter_config(path: str | os.PathLike) -> CSHLoRAConfig:
     """The config stored next to an adapter written by :func:`save_adapter` (or cshlora.peft)."""
+    meta = load_adapter_meta(path)
+    return config_from_json(meta, str(Path(path) / ADAPTER_CONFIG_NAME))
+
+
+def load_adapter_meta(path: str | os.PathLike) -> dict:
+    """The whole ``cshlora_config.json`` (format, config and what the writer added), validated as JSON."""
     path = Path(path)
     cfg_file = path / ADAPTER_CONFIG_NAME
     if not cfg_file.is_file():
@@ -208,7 +229,7 @@ def load_adapter_config(path: str | os.PathLike) -> CSHLoRAConfig:
     if not isinstance(meta, dict) or meta.get("format") != ADAPTER_FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else None
         raise ValueError(f"{cfg_file}: unsupported adapter format {found!r} (expected {ADAPTER_FORMAT})")
-    return config_from_json(meta, str(cfg_file))
+    return meta
 
 
 def _expected_shapes(model: nn.Module, config: CSHLoRAConfig) -> dict[str, tuple[int, ...]]:

@@ -11,13 +11,20 @@
     model = from_pretrained(fresh_base, "adapter/")
 
 PEFT does not serialise custom layer registrations, so loading goes through
-:func:`from_pretrained`, which re-registers the layer from the saved ``cshlora_config.json``.
+:func:`from_pretrained`, which re-registers the layer from the saved ``cshlora_config.json``. Plain
+``PeftModel.from_pretrained`` (or a serving engine) would build ordinary LoRA layers, drop the gates and
+run the adapter ungated without a word, so :func:`save_pretrained` writes a ``target_modules`` in
+``adapter_config.json`` that matches nothing and says why: plain PEFT refuses with
+"Target modules (?#CS-HLoRA adapter: load it with cshlora.peft.from_pretrained ...) not found". The
+real targets are kept in ``cshlora_config.json``. For engines that need plain LoRA, export one adapter
+per GSD instead.
 Merging follows PEFT: ``cshlora.set_scale(model, s0)`` with one scalar, then ``merge_and_unload()``.
 Needs the ``peft`` extra (``pip install cshlora[peft]``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -36,7 +43,7 @@ from .config import CSHLoRAConfig
 from .gate import bucket_gate, continuous_gate
 from .layer import ScaleConditioned, is_4bit
 from .loading import read_checked_tensors
-from .model import load_adapter_config, write_adapter_config
+from .model import load_adapter_config, load_adapter_meta, write_adapter_config
 
 _CONFIG_ATTR = "_cshlora_config"
 
@@ -162,15 +169,35 @@ def cshlora_lora_config(cs_config: CSHLoRAConfig | None = None, **lora_kwargs: A
     return register(LoraConfig(**lora_kwargs), cs)
 
 
+# A regex that matches no module name (the empty negative lookahead always fails), with the reason in a
+# regex comment, so that PEFT's "target modules ... not found" error tells the user what to call.
+PLAIN_PEFT_GUARD = (
+    "(?#CS-HLoRA adapter: load it with cshlora.peft.from_pretrained; plain PEFT would run it ungated)(?!)"
+)
+
+
 def save_pretrained(model: PeftModel, path: str | os.PathLike, adapter_name: str = "default", **kwargs: Any) -> Path:
-    """``model.save_pretrained(path)`` plus the CS-HLoRA config PEFT cannot serialise."""
+    """``model.save_pretrained(path)`` plus the CS-HLoRA config PEFT cannot serialise.
+
+    ``adapter_config.json`` gets :data:`PLAIN_PEFT_GUARD` as its ``target_modules`` so that plain PEFT
+    refuses the folder instead of running it ungated; the real value is kept in ``cshlora_config.json``
+    (``peft_target_modules``) and restored by :func:`from_pretrained`.
+    """
     peft_config = model.peft_config[adapter_name]
     cs = getattr(peft_config, _CONFIG_ATTR, None)
     if cs is None:
         raise ValueError(f"adapter {adapter_name!r} was not created from a CS-HLoRA config")
     model.save_pretrained(str(path), selected_adapters=[adapter_name], **kwargs)
     out = Path(path) if adapter_name == "default" else Path(path) / adapter_name
-    write_adapter_config(out, cs, peft=True)
+    targets = peft_config.target_modules
+    targets = sorted(targets) if isinstance(targets, (set, list, tuple)) else targets
+    config_file = out / "adapter_config.json"
+    saved = json.loads(config_file.read_text(encoding="utf-8"))
+    saved["target_modules"] = PLAIN_PEFT_GUARD
+    tmp = config_file.with_name(config_file.name + ".tmp")
+    tmp.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, config_file)
+    write_adapter_config(out, cs, peft=True, peft_target_modules=targets)
     return out
 
 
@@ -204,6 +231,11 @@ def from_pretrained(model: nn.Module, path: str | os.PathLike, **kwargs: Any) ->
         raise ValueError(f"{path}: unreadable PEFT adapter_config.json ({type(err).__name__}: {err})") from None
     if lora_config.r != cs_config.r:
         raise ValueError(f"{path}: adapter_config.json has r={lora_config.r!r}, cshlora_config.json r={cs_config.r}")
+    if lora_config.target_modules == PLAIN_PEFT_GUARD:
+        targets = load_adapter_meta(path).get("peft_target_modules")
+        if not (isinstance(targets, str) or (isinstance(targets, list) and all(isinstance(t, str) for t in targets))):
+            raise ValueError(f"{path}: cshlora_config.json has no valid peft_target_modules ({targets!r})")
+        lora_config.target_modules = set(targets) if isinstance(targets, list) else targets
     weights = path / "adapter_model.safetensors"
     if not weights.is_file():
         raise FileNotFoundError(f"no PEFT adapter weights at {weights}")

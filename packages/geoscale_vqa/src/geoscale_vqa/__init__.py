@@ -6,8 +6,7 @@ for sample in geoscale_dataset("corpus", split="train", mode="qa"):
     sample["image"], sample["question"], sample["answer"], sample["gsd_m"]
 """
 
-__version__ = "0.1.0"
-
+from ._version import __version__ as __version__
 from .build import BuildError, BuildResult, build, merge_parts, parse_part  # noqa: E402
 from .gsd import GSDError, effective_gsd, gsd_from_geotiff, validate_gsd  # noqa: E402
 from .qa.teacher import TeacherConfig  # noqa: E402  (torch/transformers load only when a teacher runs)

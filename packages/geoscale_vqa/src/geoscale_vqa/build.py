@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
 from .inputs import ReadLimits
 from .manifest import (
     STATE_DIR,

@@ -11,7 +11,7 @@ import json
 import os
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
 from .gsd import is_plausible
 from .records import SCHEMA
 from .shards import TMP_MARK, fsync_dir, sha256_file

@@ -57,16 +57,8 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def remove_stale_tmp(out: Path) -> int:
-    """Delete temporary shards left by an interrupted build; returns how many."""
-    removed = 0
-    for path in out.glob(f"*/.*{TMP_MARK}*"):
-        path.unlink(missing_ok=True)
-        removed += 1
-    return removed
-
-
-def sha256_file(path: Path) -> str:
+def sha256_file(path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks (the project's one file hash: shards, checkpoints, results)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

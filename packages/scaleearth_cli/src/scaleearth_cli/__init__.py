@@ -1,3 +1,3 @@
 """The ``scaleearth`` command line: thin Typer commands over the ScaleEarth libraries."""
 
-__version__ = "0.1.0"
+from ._version import __version__ as __version__

@@ -7,7 +7,7 @@ import math
 import re
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +139,6 @@ class TrainConfig:
     nproc: int = 1
     device: str = "auto"  # auto: cuda when available; cpu forces the CPU even on a GPU machine
     progress: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.validate()

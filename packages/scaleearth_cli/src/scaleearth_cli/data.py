@@ -1,6 +1,6 @@
 """From GeoScale-VQA shards to model batches: chat text, processor resize, effective GSD and labels.
 
-The effective GSD is computed here, where the processor resizes (DESIGN.md section 2): the
+The effective GSD is computed here, where the processor resizes (docs/design.md section 2): the
 processor's ``image_grid_thw`` (in patches) times the patch size is the width the model sees, and
 ``effective_gsd(gsd_m, width, resized_width)`` turns the stored GSD into the GSD of those pixels.
 """

@@ -9,7 +9,6 @@ the source GSD into the GSD of the pixels the model sees, and the gate value is 
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import torch
 
 import cshlora
 from cshlora.model import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME
+from geoscale_vqa.shards import sha256_file
 
 from .modeling import ScaleEarthVLM, load_vlm
 
@@ -64,14 +64,6 @@ class GSDSource:
 
 
 # -- the model and its adapter run -------------------------------------------------------------
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 @dataclass(frozen=True)
 class AdapterRun:
     """The deliverables of a ``scaleearth train --stage 2`` run: ``adapter/`` and ``sseu_head.safetensors``."""
@@ -102,9 +94,9 @@ class AdapterRun:
         return {
             "path": str(self.path),
             "kind": self.kind,
-            "adapter_sha256": file_sha256(weights),
+            "adapter_sha256": sha256_file(weights),
             "sseu_head": str(self.head_path) if self.head_path else None,
-            "sseu_head_sha256": file_sha256(self.head_path) if self.head_path else None,
+            "sseu_head_sha256": sha256_file(self.head_path) if self.head_path else None,
         }
 
 

@@ -69,10 +69,20 @@ def _describe(scene) -> list[tuple[str, str]]:
 def _caption(scene) -> list[tuple[str, str]]:
     """Backbone-pretraining text: a generic caption naming the land covers and the visible things.
 
-    The stand-in for the captions Qwen3-VL was pretrained on: it says what can be seen, never the GSD,
-    a count or a question of the corpus.
+    The stand-in for the captions and labels Qwen3-VL was pretrained on: it says what can be seen and,
+    for countable things big enough to count, how many ("0 cars, 3 trees"), never the GSD or a question of
+    the corpus. Without numbers here the digits are never a target before Stage 2: their logits are
+    pushed down during pretraining and Stage 2's LoRA could not lift them (counts were answered "ground").
     """
-    things = _visible_things(scene)
+    from geoscale_vqa.qa import physics
+
+    counted, plurals = [], set()
+    for name, n in scene.labels["counts"].items():
+        thing = physics.THINGS.get(name)
+        if thing is not None and physics.can_ask_count(thing, scene.gsd_m, scene.extent_m):
+            counted.append(f"{n} {thing.noun if n == 1 else thing.plural}")
+            plurals.add(thing.plural)
+    things = counted + [t for t in _visible_things(scene) if t not in plurals]
     caption = f"{scene.setting} land, mostly {', '.join(_cover_words(scene))}"
     caption += f"; {', '.join(things)}." if things else "."
     return [("Caption this image.", caption)]

@@ -19,8 +19,10 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from geoscale_vqa.shards import sha256_file
+
 from .evaluate import batches, items_for, load_questions, progress_bar
-from .inference import EvalModel, GSDSource, ImageCache, answer_batch, code_version, file_sha256
+from .inference import EvalModel, GSDSource, ImageCache, answer_batch, code_version
 
 
 def parse_gsd_range(text: str) -> tuple[float, float]:
@@ -137,7 +139,7 @@ def spoof(
         "note": "true GSD = effective GSD of the model's input pixels (the dataset's GSD after the processor "
         "resize); the gate is fed each spoofed GSD on that same scale",
         "run": {**em.describe(), "batch_size": batch_size, "max_new_tokens": max_new_tokens, "limit": limit},
-        "data_files": [{"path": str(f), "sha256": file_sha256(f)} for f in scored.files],
+        "data_files": [{"path": str(f), "sha256": sha256_file(f)} for f in scored.files],
         "code_version": code_version(),
     }
     (out / "spoof.json").write_text(json.dumps(summary, indent=1) + "\n")

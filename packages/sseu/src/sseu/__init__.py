@@ -5,6 +5,7 @@ to a Gaussian over ``log10(GSD / 1 m)``, trained with :func:`beta_nll_loss`;
 :func:`resolve_scale` decides per sample between metadata, the estimate and a neutral default.
 """
 
+from ._version import __version__ as __version__
 from .gsd import (
     NEUTRAL_LOG10_GSD,
     PLAUSIBLE_GSD_M,
@@ -28,8 +29,6 @@ from .noise import perturb_log10_gsd, spoof_log10_gsd
 from .plots import plot_calibration
 from .policy import ScaleDecision, resolve_scale
 from .serialization import load_head, save_head
-
-__version__ = "0.1.0"
 
 __all__ = [
     "MAX_STD_LOG10",

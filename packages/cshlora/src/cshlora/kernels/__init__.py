@@ -1,7 +1,8 @@
 """Fused Triton kernels for :class:`cshlora.CSHLoRALinear` (the ``"triton"`` backend).
 
-Importing this package imports neither triton nor the kernels: ``cshlora`` registers the backend
-from here on every Linux install, so this must stay cheap and must not fail. The kernels module is
+Importing this package registers the ``"triton"`` backend and imports neither triton nor the kernels:
+``import cshlora`` imports it on every install where triton is found, so it must stay cheap and must
+not fail. The kernels module is
 loaded on first use, and re-loaded if ``TRITON_INTERPRET`` changed since, because ``triton.jit``
 fixes compiled-vs-interpreted at decoration time.
 
@@ -18,27 +19,17 @@ against a float64 reference, has passed on a GPU and its result file is committe
 
 from __future__ import annotations
 
-import importlib
-import os
-import sys
-
 import torch
 
-_TRUE = ("1", "true", "on", "yes", "y")
+from ..backends import Backend, register_backend
+from .loader import interpreter_on, load_lowrank
+
 _DTYPES_CUDA = (torch.float16, torch.bfloat16, torch.float32)
 REQUIRES = "the triton backend runs fp16/bf16/fp32 CUDA tensors, and fp32 CPU tensors under TRITON_INTERPRET=1"
 # Whether backend="auto" sends CUDA inputs here. False until the compiled kernels have passed
 # tools/gpu_check.sh step (a) on a GPU with the result committed: until then auto keeps the torch
 # path, so eval/predict on a GPU never run kernels that no GPU has run.
 AUTO_ON_CUDA = False
-
-
-def interpreter_on() -> bool:
-    """Whether Triton would decorate kernels for its CPU interpreter right now."""
-    triton = sys.modules.get("triton")
-    if triton is not None and hasattr(triton, "knobs"):
-        return bool(triton.knobs.runtime.interpret)  # honours programmatic overrides too
-    return os.environ.get("TRITON_INTERPRET", "").strip().lower() in _TRUE
 
 
 def supports(x: torch.Tensor) -> bool:
@@ -53,20 +44,15 @@ def auto_supports(x: torch.Tensor) -> bool:
     return AUTO_ON_CUDA and x.device.type == "cuda" and x.dtype in _DTYPES_CUDA
 
 
-def load_lowrank():
-    """The kernels module, decorated for the current interpreter setting."""
-    from . import lowrank
-
-    if lowrank.INTERPRETED != interpreter_on():
-        lowrank = importlib.reload(lowrank)
-    return lowrank
-
-
 def triton_forward(layer, x, s, var):
     """Backend entry point (see ``cshlora.backends``); imports the autograd function lazily."""
     from .autograd import triton_forward as forward
 
     return forward(layer, x, s, var)
 
+
+register_backend(
+    Backend("triton", triton_forward, supports, priority=10, auto_supports=auto_supports, requires=REQUIRES)
+)
 
 __all__ = ["AUTO_ON_CUDA", "auto_supports", "interpreter_on", "load_lowrank", "supports", "triton_forward"]

@@ -13,7 +13,7 @@ import functools
 
 import torch
 
-from . import load_lowrank
+from .loader import load_lowrank
 
 # Block edge used under the interpreter (CPU tests): small enough that test shapes span several
 # ragged blocks, large enough that numpy-level interpretation stays quick. Tests may patch it.

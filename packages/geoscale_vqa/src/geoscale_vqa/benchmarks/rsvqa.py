@@ -1,7 +1,7 @@
 """RSVQA-LR, RSVQA-HR (`test`, `test_phili`) and RSVQAxBEN test splits, in their published JSON layout.
 
 `{LR|USGS|RSVQAxBEN}_split_{split}_{questions,answers,images}.json` next to `Images_LR/{id}.tif` (LR),
-`Data/{id}.tif|png` (HR) or `Images/{id}.tif` (xBEN); see DESIGN.md section 3 and
+`Data/{id}.tif|png` (HR) or `Images/{id}.tif` (xBEN); see docs/design.md section 3 and
 `geoscale_vqa.sources.rsvqa`, which reads the same files for corpus building. This reader keeps the
 question ids (the corpus adapter does not need them) and raises on malformed files instead of
 rejecting records, so it is separate.
@@ -22,7 +22,7 @@ bins 0, 1-10, 11-100, 101-1000, >1000; HR presence/comp, count (exact), area in 
 xBEN presence (yes/no) and LC (a set of land-cover classes). Results: accuracy per type, overall (all
 questions) and average (mean over types), the paper's OA/AA. `--parser official` compares answers
 after the reference answer encoding (`official_rsvqa.py`).
-GSD: LR and xBEN Sentinel-2 10 m, HR USGS aerial 0.15 m (DESIGN.md section 2).
+GSD: LR and xBEN Sentinel-2 10 m, HR USGS aerial 0.15 m (docs/design.md section 2).
 """
 
 from __future__ import annotations

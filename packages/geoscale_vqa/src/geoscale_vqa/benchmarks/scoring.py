@@ -16,12 +16,12 @@ both modes' headline metrics and how many answers the two judge differently, wit
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..shards import sha256_file
 from .judge import LENGTH_RTOL, judge
 from .predictions import read_predictions
 from .records import Benchmark
@@ -29,14 +29,6 @@ from .registry import benchmark_spec, load_benchmark
 
 SCHEMA = "geoscale-vqa-results/1"
 LISTED_IDS = 50  # ids listed in results.json per problem kind; counts are always complete
-
-
-def file_sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 PARSERS = ("strict", "official")
@@ -82,7 +74,7 @@ def score_predictions(
     length_rtol: float = LENGTH_RTOL,
 ) -> dict:
     """The results dict (as written to results.json) for `predictions` = {question key: raw text}."""
-    from .. import __version__
+    from .._version import __version__
 
     spec = benchmark_spec(benchmark.kind)
     by_parser = {mode: judge_all(benchmark, predictions, parser=mode, length_rtol=length_rtol) for mode in PARSERS}
@@ -118,10 +110,10 @@ def score_predictions(
         "data": {
             "path": str(benchmark.path),
             "images": str(benchmark.images_root) if benchmark.images_root else None,
-            "files": [{"path": str(f), "sha256": file_sha256(f)} for f in benchmark.files],
+            "files": [{"path": str(f), "sha256": sha256_file(f)} for f in benchmark.files],
         },
         "predictions": (
-            {"path": str(predictions_path), "sha256": file_sha256(predictions_path)} if predictions_path else None
+            {"path": str(predictions_path), "sha256": sha256_file(predictions_path)} if predictions_path else None
         ),
         "code_version": {"geoscale_vqa": __version__},
         "notes": list(benchmark.notes),

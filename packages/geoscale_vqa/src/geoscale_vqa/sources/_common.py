@@ -8,14 +8,13 @@ from pathlib import Path
 from ..gsd import GSDError, parse_gsd
 from ..inputs import InputError, read_bytes, read_index
 from ..records import Reject, error_text
+from .registry import SourceError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 SPLIT_NAMES = ("train", "val", "test")
 
 
 def require_dir(kind: str, arg: str) -> Path:
-    from . import SourceError
-
     path = Path(arg)
     if not path.is_dir():
         raise SourceError(f"{kind}: {arg} is not a directory" if path.exists() else f"{kind}: {arg} does not exist")
@@ -23,8 +22,6 @@ def require_dir(kind: str, arg: str) -> Path:
 
 
 def require_file(kind: str, arg: str) -> Path:
-    from . import SourceError
-
     path = Path(arg)
     if not path.is_file():
         raise SourceError(f"{kind}: {arg} is not a file" if path.exists() else f"{kind}: {arg} does not exist")
@@ -34,8 +31,6 @@ def require_file(kind: str, arg: str) -> Path:
 def read_index_text(kind: str, path: Path) -> str:
     """The text of an index file (split JSON, LLaVA JSON, a JSONL manifest). Without it the source cannot be
     read at all, so a problem is a `SourceError` that stops the build with one line."""
-    from . import SourceError
-
     try:
         return read_index(path).decode("utf-8")
     except FileNotFoundError:
@@ -46,8 +41,6 @@ def read_index_text(kind: str, path: Path) -> str:
 
 def load_index(kind: str, path: Path):
     """The parsed JSON of an index file; problems as in `read_index_text`."""
-    from . import SourceError
-
     text = read_index_text(kind, path)
     try:
         return json.loads(text)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from ..inputs import InputError, read_bytes
 from ..records import Item, Reject
-from . import Adapter, SourceError, SourceOptions, register
 from ._common import SPLIT_NAMES, gsd_field, image_files, require_dir
+from .registry import Adapter, SourceError, SourceOptions, register
 
 KIND = "dota"
 VOCABULARY_V1 = (

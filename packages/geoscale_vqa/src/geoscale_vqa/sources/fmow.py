@@ -11,9 +11,9 @@ import os
 from pathlib import Path
 
 from ..records import Item, Reject
-from . import Adapter, SourceError, SourceOptions, register
 from . import _fields as fields
 from ._common import IMAGE_EXTENSIONS, gsd_field, load_json, require_dir
+from .registry import Adapter, SourceError, SourceOptions, register
 
 KIND = "fmow"
 SPLITS = ("train", "val", "test", "seq")

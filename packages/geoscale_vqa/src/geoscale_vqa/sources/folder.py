@@ -24,9 +24,9 @@ from pathlib import Path, PurePosixPath
 
 from ..qa.tiers import source_tier
 from ..records import QA, Item, Reject
-from . import Adapter, SourceError, SourceOptions, register
 from . import _fields as fields
 from ._common import gsd_field, read_index_text
+from .registry import Adapter, SourceError, SourceOptions, register
 
 KIND = "folder"
 MANIFEST = "manifest.jsonl"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from ..qa.tiers import source_tier
 from ..records import QA, Item, Reject
-from . import Adapter, SourceError, SourceOptions, register
 from . import _fields as fields
 from ._common import gsd_field, load_index, require_file
+from .registry import Adapter, SourceError, SourceOptions, register
 
 KIND = "llava"
 _PLACEHOLDER = re.compile(r"\s*<image>\s*")

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..records import Item
-from . import Adapter, SourceError, SourceOptions, register
 from ._common import SPLIT_NAMES, image_files, require_dir
+from .registry import Adapter, SourceError, SourceOptions, register
 
 KIND = "mtsccd"
 DATASET_GSD_M = 1.0

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from ..qa.tiers import source_tier
 from ..records import QA, Item, Reject
-from . import Adapter, SourceOptions, register
 from . import _fields as fields
 from ._common import load_index, require_dir
+from .registry import Adapter, SourceError, SourceOptions, register
 
 PARTS = ("questions", "answers", "images")
 
@@ -52,8 +52,6 @@ def _load_split(root: Path, prefix: str, split: str, source: str):
     The three files are the source's index: one that is missing, unreadable or not shaped as RSVQA's
     stops the build (SourceError), since none of the split's records could be linked without it.
     """
-    from . import SourceError
-
     files = {part: root / f"{prefix}_split_{split}_{part}.json" for part in PARTS}
     if not any(p.exists() for p in files.values()):
         return None, []
@@ -206,8 +204,6 @@ def _hr_items(arg: str, options: SourceOptions):
 
 def _validator(kind: str, prefix: str):
     def validate(arg: str) -> None:
-        from . import SourceError
-
         root = require_dir(kind, arg)
         if not any(root.glob(f"{prefix}_split_*_questions.json")):
             raise SourceError(f"{kind}: no {prefix}_split_*_questions.json in {arg}")

@@ -12,7 +12,7 @@ import numpy as np
 from ..gsd import ORIGIN_SYNTHETIC
 from ..records import Item
 from ..synthetic import sample_gsd
-from . import Adapter, SourceError, SourceOptions, register
+from .registry import Adapter, SourceError, SourceOptions, register
 
 KIND = "synthetic"
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from ..qa.tiers import source_tier
 from ..records import QA, Item, Reject
-from . import Adapter, SourceError, SourceOptions, register
 from . import _fields as fields
 from ._common import load_index, require_dir
+from .registry import Adapter, SourceError, SourceOptions, register
 
 KIND = "rsvqa-xben"
 SPLITS = ("train", "val", "test")

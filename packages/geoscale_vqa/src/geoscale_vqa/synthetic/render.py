@@ -46,12 +46,34 @@ def paint(image: np.ndarray, rects: np.ndarray, colours: np.ndarray, gsd: float)
     image += colour_sum
 
 
+def texture(ground, size: int, gsd: float) -> np.ndarray:
+    """Pixel means [H, W] of the ground texture: exact area averages of its plane waves.
+
+    The mean of cos(2 pi (kx x + ky y) + phase) over a gsd x gsd pixel is the value at the pixel
+    centre times sinc(kx gsd) sinc(ky gsd) (the box filter is separable), so waves shorter than a
+    pixel fade (and alias) as a camera's detector would average them. Each pixel takes the texture
+    of the cover at its centre.
+    """
+    centre = (np.arange(size) + 0.5) * gsd
+    x, y = np.meshgrid(centre, centre)  # x along columns
+    cover = ground.cover_at(x, y)
+    out = np.zeros((size, size))
+    for c in np.unique(cover):
+        where = cover == c
+        for kx, ky, phase, amplitude in ground.waves[c]:
+            gain = np.sinc(kx * gsd) * np.sinc(ky * gsd)
+            out[where] += amplitude * gain * np.cos(2 * np.pi * (kx * x[where] + ky * y[where]) + phase)
+    return out
+
+
 def render(scene) -> np.ndarray:
     """RGB uint8 image [H, W, 3] of a `Scene`."""
     size, gsd = scene.size_px, scene.gsd_m
     image = np.zeros((size, size, 3), dtype=np.float64)
-    for rects, colours in scene.layers:
+    for i, (rects, colours) in enumerate(scene.layers):
         paint(image, rects, colours, gsd)
+        if i == 0 and getattr(scene, "texture", None) is not None:
+            image += texture(scene.texture, size, gsd)[:, :, None]
     rng = np.random.default_rng(scene.seed + 1)
     image += rng.normal(0.0, 2.5, image.shape)  # sensor noise, so flat areas are not perfectly flat
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)

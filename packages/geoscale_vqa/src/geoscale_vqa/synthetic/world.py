@@ -3,7 +3,9 @@
 A scene covers `size_px × gsd_m` metres on a side. Its layers, bottom to top:
 
 1. land cover: a grid of square patches (50 m - 2 km) of water, forest, cropland, grassland,
-   built-up or bare ground, offset randomly so patches straddle the image border;
+   built-up or bare ground, offset randomly so patches straddle the image border, each cover with
+   its own ground texture of physical wavelengths (crop rows 0.8 m, tree crowns 6 m, ripples, waves;
+   see `COVER_TEXTURES`), so every GSD of the range shows some structure of known size;
 2. roads: horizontal and vertical bands 5-12 m wide on a grid (dense in towns, sparse in the country);
 3. buildings (8-30 m, built-up patches only) and single trees (crowns 3-8 m, outside forests), one per
    cell of a lattice so they never overlap, and never on a road;
@@ -38,6 +40,18 @@ _TREE_COLOUR = (30, 84, 36)
 _BUILT_UP = COVERS.index("built-up")
 _FOREST = COVERS.index("forest")
 _WATER = COVERS.index("water")
+# Ground texture per cover: (wavelength m, amplitude in grey levels) of plane waves. Real ground has
+# structure of characteristic sizes at every scale (furrows, crowns, ripples); without it a 10 m
+# crop of one field at 0.1 m looks the same as a 100 m crop at 1 m, and no model can tell the GSD.
+# Wavelengths vary +-15 % between scenes and orientations and phases are random.
+COVER_TEXTURES = {
+    "water": ((2.5, 6.0), (40.0, 5.0)),
+    "forest": ((6.0, 18.0), (6.0, 18.0)),  # two crossing waves: a lattice of crowns
+    "cropland": ((0.8, 16.0), (25.0, 10.0)),  # crop rows; tracks and parcels
+    "grassland": ((0.35, 10.0), (10.0, 9.0)),
+    "built-up": ((1.2, 8.0), (60.0, 8.0)),
+    "bare ground": ((3.0, 10.0), (150.0, 12.0)),
+}
 _MAX_PATCHES_PER_SIDE = 24  # bounds the work: at coarse GSD patches grow instead of multiplying
 _MAX_ROADS_PER_SIDE = 30
 
@@ -50,10 +64,40 @@ class Scene:
     setting: str
     layers: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # (rects [N,4], colours [N,3])
     labels: dict = field(default_factory=dict)
+    texture: GroundTexture | None = None  # added on top of the first (land-cover) layer
 
     @property
     def extent_m(self) -> float:
         return self.size_px * self.gsd_m
+
+
+@dataclass
+class GroundTexture:
+    """Plane waves cos(2 pi k.x + phase) per land cover, on the cover grid of the scene's patches."""
+
+    cover: np.ndarray  # [n, n] cover index of each patch
+    patch_m: float
+    offset_m: np.ndarray  # [2] (x, y)
+    waves: np.ndarray  # [n_covers, n_waves, 4]: kx, ky (cycles per metre), phase, amplitude
+
+    def cover_at(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        n = self.cover.shape[0]
+        i = np.floor((x + self.offset_m[0]) / self.patch_m).astype(np.int64)
+        j = np.floor((y + self.offset_m[1]) / self.patch_m).astype(np.int64)
+        return self.cover[np.clip(j, 0, n - 1), np.clip(i, 0, n - 1)]
+
+
+def _texture_waves(rng) -> np.ndarray:
+    waves = np.zeros((len(COVERS), 2, 4))
+    for c, name in enumerate(COVERS):
+        for w, (wavelength, amplitude) in enumerate(COVER_TEXTURES[name]):
+            wavelength *= rng.uniform(0.85, 1.15)
+            angle = rng.uniform(0, np.pi)
+            if name == "forest" and w == 1:
+                angle = waves[c, 0, 2] + np.pi / 2  # crossing the first wave: crowns, not stripes
+            waves[c, w] = (np.cos(angle) / wavelength, np.sin(angle) / wavelength, angle, amplitude)
+        waves[c, :, 2] = rng.uniform(0, 2 * np.pi, size=2)  # the angle was kept there only for the forest
+    return waves
 
 
 def sample_gsd(rng: np.random.Generator) -> float:
@@ -77,13 +121,8 @@ def _patches(rng, extent, setting):
     ids = cover.ravel()
     colours = _COVER_COLOURS[ids] + rng.uniform(-10, 10, size=(len(ids), 3))
     fractions = np.bincount(ids[keep], weights=area[keep], minlength=len(COVERS)) / extent**2
-
-    def cover_at(x, y):
-        i = np.floor((x + offset[0]) / patch).astype(np.int64)
-        j = np.floor((y + offset[1]) / patch).astype(np.int64)
-        return cover[np.clip(j, 0, n - 1), np.clip(i, 0, n - 1)]
-
-    return rects[keep], colours[keep], fractions, cover_at
+    texture = GroundTexture(cover=cover, patch_m=patch, offset_m=offset, waves=_texture_waves(rng))
+    return rects[keep], colours[keep], fractions, texture
 
 
 def _roads(rng, extent, setting):
@@ -207,12 +246,14 @@ def make_scene(seed: int, gsd_m: float, size_px: int = 96) -> Scene:
     rng = np.random.default_rng(seed)
     extent = size_px * gsd_m
     setting = "urban" if rng.random() < 0.5 else "rural"
-    patch_rects, patch_colours, fractions, cover_at = _patches(rng, extent, setting)
+    patch_rects, patch_colours, fractions, texture = _patches(rng, extent, setting)
     roads = _roads(rng, extent, setting)
-    lattice_rects, lattice_colours, n_buildings, n_trees = _lattice_objects(rng, extent, setting, cover_at, roads)
+    lattice_rects, lattice_colours, n_buildings, n_trees = _lattice_objects(
+        rng, extent, setting, texture.cover_at, roads
+    )
     car_rects, car_colours = _cars(rng, extent, setting, roads)
 
-    scene = Scene(seed=seed, gsd_m=gsd_m, size_px=size_px, setting=setting)
+    scene = Scene(seed=seed, gsd_m=gsd_m, size_px=size_px, setting=setting, texture=texture)
     scene.layers = [
         (patch_rects, patch_colours),
         *_road_layers(extent, roads),
