@@ -213,10 +213,10 @@ def test_sseu_report_against_hand_computed_errors(tmp_path, random_eval_model, b
 
 @pytest.mark.parametrize("bad", ["bogus", "noisy:-1", "fixed:0", "fixed:abc", "noisy"])
 def test_bad_gsd_source_is_rejected(bad, tmp_path, bench_fixtures):
-    from scaleearth_cli.inference import GSDSource
+    from scaleearth_cli.scale import GateSource
 
     with pytest.raises(ValueError):
-        GSDSource.parse(bad)
+        GateSource.parse(bad)
     kind, data, _ = bench_fixtures["rsvqa-lr"]
     result = CliRunner().invoke(app, ["eval", "--bench", kind, "--data", data, "--model", "m", "--out", str(tmp_path),
                                       "--gsd-source", bad])  # fmt: skip

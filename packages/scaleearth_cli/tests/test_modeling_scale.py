@@ -115,8 +115,16 @@ def test_oracle_gate_gets_each_samples_effective_gsd_before_the_llm_runs(tiny_mo
     assert out.gsd_nll.isfinite() and out.gsd_nll > 0
 
 
-def test_predicted_gate_uses_the_sseu_estimate_and_its_variance(tiny_model_dir, train_corpus):
+def _policy(prediction):
+    """The deployment policy by hand: the estimate where its 95 % interval is under 1 decade, else 10 m."""
+    width = 2 * 1.959964 * prediction.var.sqrt()
+    return torch.where(width < 1.0, prediction.mean, torch.ones_like(prediction.mean))
+
+
+def test_predicted_gate_is_the_deployment_policy_on_the_sseu_estimate(tiny_model_dir, train_corpus):
     model, processor = _stage2(tiny_model_dir, gate_gsd="predicted")
+    with torch.no_grad():  # some estimates narrow, some wide: both branches of the policy are exercised
+        model.sseu.mlp[-1].bias[1] = -2.5
     (batch,) = first_batches(processor, train_corpus, 1, sources="synthetic")
     with torch.no_grad():
         feats = model.vlm.model.get_image_features(batch["pixel_values"], batch["image_grid_thw"]).pooler_output
@@ -124,7 +132,7 @@ def test_predicted_gate_uses_the_sseu_estimate_and_its_variance(tiny_model_dir, 
     seen, handle = _scale_seen_by_first_projection(model)
     out = model(batch)
     handle.remove()
-    torch.testing.assert_close(seen["s"], independent.mean)
+    torch.testing.assert_close(seen["s"], _policy(independent))
     torch.testing.assert_close(out.prediction.var, independent.var)
     assert not torch.allclose(seen["s"], batch["log10_gsd"], atol=1e-3)
 
@@ -137,9 +145,9 @@ def test_mixed_gate_mixes_per_sample_and_repeats_per_step(tiny_model_dir, train_
         for batch in batches:
             out = model(batch, step)
             from_oracle = torch.isclose(out.gate_log10_gsd, batch["log10_gsd"])
-            from_pred = torch.isclose(out.gate_log10_gsd, out.prediction.mean)
-            assert bool((from_oracle | from_pred).all())
-            draws.append(from_pred)
+            from_policy = torch.isclose(out.gate_log10_gsd, _policy(out.prediction))
+            assert bool((from_oracle | from_policy).all())
+            draws.append(from_policy & ~from_oracle)
     picked = torch.cat(draws).float().mean().item()
     assert 0.2 < picked < 0.8
     again = model(batches[0], 0).gate_log10_gsd
@@ -167,7 +175,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_model_dir, train_c
 
 
 def test_gsd_token_writes_the_effective_gsd_into_the_prompt(tiny_model_dir, train_corpus):
-    from scaleearth_cli.data import format_gsd
+    from scaleearth_cli.scale import format_gsd
 
     _, processor = load_vlm(str(tiny_model_dir))
     (plain,) = first_batches(processor, train_corpus, 1, sources="synthetic")

@@ -8,7 +8,8 @@ from scaleearth_train_testutil import train_config
 from typer.testing import CliRunner
 
 from scaleearth_cli.cli import app
-from scaleearth_cli.config import ConfigError, GateGSD, load_config
+from scaleearth_cli.config import ConfigError, load_config
+from scaleearth_cli.scale import GateSource
 
 
 def test_flags_override_the_file_and_defaults_fill_the_rest(tmp_path):
@@ -22,7 +23,7 @@ def test_flags_override_the_file_and_defaults_fill_the_rest(tmp_path):
     "values, message",
     [
         ({"adapter": "dora"}, "adapter"),
-        ({"gate_gsd": "mixed:1.5"}, "mixed:P"),
+        ({"gate_gsd": "mixed:1.5"}, "gate_gsd: mixed:1.5 needs a finite P in"),
         ({"gate_gsd": "guess"}, "gate_gsd"),
         ({"adapter": "gsd-token", "gate_gsd": "predicted"}, "gsd-token"),
         ({"stage": 3}, "stage"),
@@ -37,8 +38,10 @@ def test_bad_values_are_rejected_with_the_field_named(values, message):
 
 
 def test_gate_gsd_parsing():
-    assert GateGSD.parse("mixed:0.25") == GateGSD("mixed", 0.25)
-    assert GateGSD.parse("predicted").p_predicted == 1.0
+    assert GateSource.parse("mixed:0.25") == GateSource("mixed", 0.25)
+    assert load_config(None, {"gate_gsd": "noisy:0.3"}).gate_gsd == "noisy:0.3"
+    with pytest.raises(ConfigError, match="gate_gsd: mixed:2 needs a finite P in"):
+        load_config(None, {"gate_gsd": "mixed:2"})
 
 
 def test_cli_refuses_bad_flags_before_loading_anything(tmp_path):
@@ -81,14 +84,14 @@ YAML_CASES = [
     ("r: 2.5", "r: expected an integer, got 2.5"),
     ("lr: abc", "lr: expected a number, got 'abc'"),
     ('batch_size: "2"', "batch_size: expected an integer, got '2'"),
-    ("gate_gsd: 5", "gate_gsd: expected 'oracle', 'predicted' or 'mixed:P', got 5"),
+    ("gate_gsd: 5", "gate_gsd: expected oracle, predicted, mixed:P, noisy:SIGMA, fixed:METRES or none"),
     ("resume: 5", "resume: expected 'none', 'auto' or a checkpoint folder, got 5"),
     ("r: [1, 2", "is not valid YAML: expected ',' or ']'"),
     ("sources: llava", "sources: expected a list of source names, e.g. [llava]"),
     ('progress: "no"', "progress: expected true or false, got 'no'"),
     ('bf16: "maybe"', "bf16: expected true or false, got 'maybe'"),
     ("max_turns: [4]", "max_turns: expected an integer, got [4]"),
-    ("extra: 5", "extra: expected a mapping, got 5"),
+    ("extra: 5", "unknown config keys: extra"),
     ("- r\n- 8", "must hold a mapping"),
     ("1: 2", "config keys must be names, got 1"),
     ("stage: '2'", "stage: expected an integer, got '2'"),

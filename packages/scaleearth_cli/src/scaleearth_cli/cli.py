@@ -285,7 +285,10 @@ def train(
     ] = None,
     adapter: Annotated[str | None, typer.Option(help="cshlora | lora | gsd-token | bucketed (Stage 2).")] = None,
     quantize: Annotated[str | None, typer.Option(help="nf4 | none (default: nf4 for Stage 2).")] = None,
-    gate_gsd: Annotated[str | None, typer.Option(help="oracle | predicted | mixed:P (gate GSD in training).")] = None,
+    gate_gsd: Annotated[
+        str | None,
+        typer.Option(help="Gate GSD in training: oracle | predicted | mixed:P | noisy:SIGMA | fixed:METRES | none."),
+    ] = None,
     r: Annotated[int | None, typer.Option(help="Adapter rank.")] = None,
     alpha: Annotated[float | None, typer.Option(help="Adapter alpha (scaling alpha / r).")] = None,
     gsd_loss_weight: Annotated[float | None, typer.Option(help="lambda in CE + lambda * beta-NLL.")] = None,
@@ -473,13 +476,14 @@ def eval_cmd(
     from geoscale_vqa.benchmarks import results_table
 
     from .evaluate import evaluate
-    from .inference import GSDSource, Tiling
+    from .inference import Tiling
+    from .scale import GateSource
 
     console = Console()
     _check_bench(bench)
     _check_parser(parser)
     try:
-        GSDSource.parse(gsd_source)
+        GateSource.parse(gsd_source)
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--gsd-source") from None
     try:

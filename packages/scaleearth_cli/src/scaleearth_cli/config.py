@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .scale import GateSource
+
 ADAPTERS = ("cshlora", "lora", "gsd-token", "bucketed")
 QUANTIZE = ("none", "nf4")
 DEVICES = ("auto", "cpu", "cuda")
@@ -26,7 +28,7 @@ _SCI_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)[eE][+-]?\d+")
 # What a value must be, in words, for fields whose type alone does not say it.
 _EXPECTED = {
     "resume": "'none', 'auto' or a checkpoint folder",
-    "gate_gsd": "'oracle', 'predicted' or 'mixed:P'",
+    "gate_gsd": "oracle, predicted, mixed:P, noisy:SIGMA, fixed:METRES or none (scaleearth_cli.scale)",
     "sources": "a list of source names, e.g. [llava] or [synthetic, rsvqa-lr]",
     "quantize": "nf4 or none",
 }
@@ -57,34 +59,6 @@ def _typed(name: str, value, hint):
             expected = _EXPECTED.get(name, "a list of text")
         raise ConfigError(f"{name}: expected {expected}, got {value!r}")
     return value
-
-
-@dataclass(frozen=True)
-class GateGSD:
-    """Where the gate's GSD comes from during training: ``oracle``, ``predicted`` or ``mixed:P``.
-
-    ``mixed:P``: each sample independently uses the SSE-U prediction with probability ``P`` and the
-    metadata (oracle) GSD otherwise — the referee's protocol for training with predicted GSD.
-    """
-
-    mode: str
-    p_predicted: float
-
-    @classmethod
-    def parse(cls, text: str) -> GateGSD:
-        if text == "oracle":
-            return cls("oracle", 0.0)
-        if text == "predicted":
-            return cls("predicted", 1.0)
-        if text.startswith("mixed:"):
-            try:
-                p = float(text.split(":", 1)[1])
-            except ValueError:
-                p = math.nan
-            if not 0.0 <= p <= 1.0:
-                raise ConfigError(f"gate_gsd: mixed:P needs P in [0, 1], got {text!r}")
-            return cls("mixed", p)
-        raise ConfigError(f"gate_gsd must be 'oracle', 'predicted' or 'mixed:P', got {text!r}")
 
 
 @dataclass
@@ -156,7 +130,10 @@ class TrainConfig:
         need(self.adapter in ADAPTERS, "adapter", f"must be one of {', '.join(ADAPTERS)}, got {self.adapter!r}")
         need(self.device in DEVICES, "device", f"must be one of {', '.join(DEVICES)}, got {self.device!r}")
         need(self.quantize in (None, *QUANTIZE), "quantize", f"must be nf4 or none, got {self.quantize!r}")
-        GateGSD.parse(self.gate_gsd)
+        try:
+            GateSource.parse(self.gate_gsd)
+        except ValueError as err:
+            raise ConfigError(f"gate_gsd: {err}") from None
         if self.adapter == "gsd-token":
             # The GSD is written into the prompt before the vision tower runs: only metadata can be used.
             need(self.gate_gsd == "oracle", "gate_gsd", "the gsd-token baseline writes the metadata GSD into the "

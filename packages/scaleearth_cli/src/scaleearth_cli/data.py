@@ -1,8 +1,8 @@
 """From GeoScale-VQA shards to model batches: chat text, processor resize, effective GSD and labels.
 
-The effective GSD is computed here, where the processor resizes (docs/design.md section 2): the
-processor's ``image_grid_thw`` (in patches) times the patch size is the width the model sees, and
-``effective_gsd(gsd_m, width, resized_width)`` turns the stored GSD into the GSD of those pixels.
+The effective GSD is computed here, where the processor resizes (docs/design.md section 2), by the same
+functions inference uses (``scaleearth_cli.scale``): the processor's ``image_grid_thw`` gives the width
+the model sees, and ``scale.effective_log10_gsd`` turns the stored GSD into that of those pixels.
 """
 
 from __future__ import annotations
@@ -13,16 +13,9 @@ from dataclasses import dataclass
 
 import torch
 
+from . import scale
+
 IGNORE_INDEX = -100
-
-
-def format_gsd(gsd_m: float) -> str:
-    """The GSD as the gsd-token baseline writes it into the prompt: three significant digits."""
-    return f"{gsd_m:.3g}"
-
-
-def gsd_prompt(gsd_m: float) -> str:
-    return f"Ground sampling distance: {format_gsd(gsd_m)} m per pixel.\n"
 
 
 def _with_gsd_text(messages: list[dict], gsd_m: float) -> list[dict]:
@@ -32,9 +25,9 @@ def _with_gsd_text(messages: list[dict], gsd_m: float) -> list[dict]:
     parts = list(first["content"])
     at = next((i for i, p in enumerate(parts) if p.get("type") == "text"), len(parts))
     if at < len(parts):
-        parts[at] = {"type": "text", "text": gsd_prompt(gsd_m) + parts[at]["text"]}
+        parts[at] = {"type": "text", "text": scale.gsd_prompt(gsd_m) + parts[at]["text"]}
     else:
-        parts.append({"type": "text", "text": gsd_prompt(gsd_m)})
+        parts.append({"type": "text", "text": scale.gsd_prompt(gsd_m)})
     first["content"] = parts
     return out
 
@@ -62,7 +55,7 @@ class Collator:
 
     def resized_widths(self, images) -> list[int]:
         grid = self.processor.image_processor(images=images, return_tensors="pt")["image_grid_thw"]
-        return [int(w) * self.patch_size for w in grid[:, 2]]
+        return scale.input_widths(self.processor, grid)
 
     def __call__(self, items: list[dict]) -> dict:
         images = [it["image"] for it in items]
@@ -70,17 +63,17 @@ class Collator:
         if self.gsd_in_prompt:
             widths = self.resized_widths(images)
             messages = [
-                _with_gsd_text(m, _effective_gsd(it, w)) if it.get("gsd_m") is not None else m
+                _with_gsd_text(m, 10.0 ** _effective_log10(it, w)) if it.get("gsd_m") is not None else m
                 for m, it, w in zip(messages, items, widths)
             ]
         texts = [self.processor.apply_chat_template(m, tokenize=False) for m in messages]
         batch = self.processor(text=texts, images=images, padding=True, return_tensors="pt")
         batch = self._truncate(dict(batch))
         batch["labels"] = self.labels(batch["input_ids"], batch["attention_mask"])
-        widths = [int(w) * self.patch_size for w in batch["image_grid_thw"][:, 2]]
-        gsd = [_effective_gsd(it, w) for it, w in zip(items, widths)]
+        widths = scale.input_widths(self.processor, batch["image_grid_thw"])
+        gsd = [_effective_log10(it, w) for it, w in zip(items, widths)]
         # NaN marks "no GSD known" (LLaVA data without one): such samples get no SSE-U target.
-        batch["log10_gsd"] = torch.tensor([math.log10(g) if g is not None else math.nan for g in gsd])
+        batch["log10_gsd"] = torch.tensor([g if g is not None else math.nan for g in gsd])
         batch["keys"] = [it["__key__"] for it in items]
         return batch
 
@@ -119,12 +112,8 @@ class Collator:
         return labels
 
 
-def _effective_gsd(item: dict, resized_width: int) -> float | None:
-    from geoscale_vqa import effective_gsd
-
-    if item.get("gsd_m") is None:
-        return None
-    return effective_gsd(item["gsd_m"], item["width"], resized_width)
+def _effective_log10(item: dict, resized_width: int) -> float | None:
+    return scale.effective_log10_gsd(item.get("gsd_m"), [item.get("width")], [resized_width])
 
 
 @dataclass

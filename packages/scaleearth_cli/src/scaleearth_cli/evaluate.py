@@ -18,7 +18,8 @@ import math
 from collections import Counter
 from pathlib import Path
 
-from .inference import EvalModel, GSDSource, ImageCache, Item, Tiling, answer_batch, code_version
+from .inference import EvalModel, ImageCache, Item, Tiling, answer_batch, code_version
+from .scale import GateSource
 
 PREDICTIONS_NAME = "predictions.jsonl"
 CALIBRATION_PLOT_NAME = "sseu_calibration.png"
@@ -39,7 +40,7 @@ def load_questions(bench: str, data, images=None, *, split: str | None = None, l
     return benchmark
 
 
-def question_noise(n: int, source: GSDSource, seed: int) -> list[float]:
+def question_noise(n: int, source: GateSource, seed: int) -> list[float]:
     """Per-question noise in decades for noisy:SIGMA, drawn once so batch size and order cannot change it."""
     import torch
 
@@ -100,25 +101,33 @@ def progress_bar(console, title: str):
 def run_questions(
     em, questions, source, *, batch_size, max_new_tokens, seed=0, console=None, title="eval", tiling=None
 ):
-    """[(question, inference.Answer)] in benchmark order, with a Rich progress bar when ``console`` is given."""
-    noise = dict(zip((q.key for q in questions), question_noise(len(questions), source, seed)))
+    """[(question, inference.Answer)] in benchmark order, with a Rich progress bar when ``console`` is given.
+
+    ``source`` may also be a list of GSD sources (the spoofing sweep): then one such list per source,
+    each batch's images decoded and resized once for all of them.
+    """
+    sweep = isinstance(source, (list, tuple))
+    sources = list(source) if sweep else [source]
+    keys = [q.key for q in questions]
+    noise = [dict(zip(keys, question_noise(len(questions), s, seed))) for s in sources]
     cache = ImageCache()
-    out = []
+    out = [[] for _ in sources]
     progress = progress_bar(console, title) if console is not None else None
-    task = progress.add_task(title, total=len(questions)) if progress else None
+    task = progress.add_task(title, total=len(questions) * len(sources)) if progress else None
     if progress:
         progress.start()
     try:
         for chunk in batches(questions, batch_size):
-            items = items_for(em, chunk, cache, noise, tiling)
-            answers = answer_batch(em, items, source, max_new_tokens=max_new_tokens)
-            out += list(zip(chunk, answers))
-            if progress:
-                progress.advance(task, len(chunk))
+            items = items_for(em, chunk, cache, {}, tiling)
+            for i, src in enumerate(sources):
+                noisy = [dataclasses.replace(it, noise=noise[i].get(q.key, 0.0)) for it, q in zip(items, chunk)]
+                out[i] += list(zip(chunk, answer_batch(em, noisy, src, max_new_tokens=max_new_tokens)))
+                if progress:
+                    progress.advance(task, len(chunk))
     finally:
         if progress:
             progress.stop()
-    return out
+    return out if sweep else out[0]
 
 
 def resize_summary(answered) -> dict:
@@ -202,7 +211,7 @@ def evaluate(
     )
     from geoscale_vqa.benchmarks.scoring import check_parser
 
-    source = GSDSource.parse(gsd_source)
+    source = GateSource.parse(gsd_source)
     check_parser(parser)
     views = Tiling.parse(tiling)
     out = Path(out)
@@ -243,7 +252,7 @@ def evaluate(
     return results
 
 
-def _gsd_note(source: GSDSource, without_gsd: int, n: int, em: EvalModel) -> str:
+def _gsd_note(source: GateSource, without_gsd: int, n: int, em: EvalModel) -> str:
     notes = []
     if not em.model.scale_gated:
         notes.append("the model has no scale-gated adapter: the gate GSD does not change its computation")

@@ -1,10 +1,10 @@
 """Answering questions with a (Stage-2) Qwen3-VL: model + adapter run, GSD sources, batched greedy decoding.
 
-Shared by ``eval``, ``spoof`` and ``predict``. The GSD travels the same road as in training: the image
-is resized to the model's pixel budget (or cut into tiles first, ``Tiling``), ``effective_gsd`` turns
-the source GSD into the GSD of the pixels the model sees, and the gate value is picked inside the vision-tower hook
-(``ScaleEarthVLM.generate``), where SSE-U's estimate exists, by the deployment policy
-``sseu.resolve_scale`` (metadata, else a narrow-enough SSE-U estimate, else the neutral default).
+Shared by ``eval``, ``spoof`` and ``predict``. The GSD travels the same road as in training, through the
+same functions (``scaleearth_cli.scale``): the image is resized to the model's pixel budget (or cut into
+tiles first, ``Tiling``), ``scale.effective_log10_gsd`` turns the source GSD into that of the pixels the
+model sees, and ``GateSource.decide`` picks the gate input inside the vision-tower hook
+(``ScaleEarthVLM.generate``), where SSE-U's estimate exists.
 """
 
 from __future__ import annotations
@@ -19,48 +19,9 @@ import cshlora
 from cshlora.model import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME
 from geoscale_vqa.shards import sha256_file
 
+from . import scale
 from .modeling import ScaleEarthVLM, load_vlm
-
-GSD_SOURCES = "oracle | predicted | none | noisy:SIGMA | fixed:METRES"
-
-
-# -- GSD sources -------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class GSDSource:
-    """Where the gate's GSD comes from at evaluation.
-
-    ``oracle``: the benchmark's GSD, made effective (policy fallback where a benchmark has none);
-    ``predicted``: no metadata, the policy alone (SSE-U estimate, else default); ``none``: the policy's
-    neutral default for every sample; ``noisy:SIGMA``: oracle plus N(0, SIGMA²) decades, seeded per
-    question; ``fixed:METRES``: this GSD for every sample (the spoofing test).
-    """
-
-    kind: str
-    value: float | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> GSDSource:
-        if text in ("oracle", "predicted", "none"):
-            return cls(text)
-        kind, _, arg = text.partition(":")
-        if kind in ("noisy", "fixed") and arg:
-            try:
-                value = float(arg)
-            except ValueError:
-                value = math.nan
-            ok = value >= 0 if kind == "noisy" else value > 0
-            if math.isfinite(value) and ok:
-                return cls(kind, value)
-            need = "SIGMA >= 0 (decades)" if kind == "noisy" else "METRES > 0"
-            raise ValueError(f"{kind}:{arg} needs a finite {need}")
-        raise ValueError(f"GSD source must be one of {GSD_SOURCES}, got {text!r}")
-
-    def __str__(self) -> str:
-        return self.kind if self.value is None else f"{self.kind}:{self.value:g}"
-
-    @property
-    def uses_metadata(self) -> bool:
-        return self.kind in ("oracle", "noisy")
+from .scale import GateSource
 
 
 # -- the model and its adapter run -------------------------------------------------------------
@@ -297,21 +258,6 @@ class Answer:
         return 10.0**self.gate_log10_gsd
 
 
-def _view_effective_gsd(item: Item, input_widths: list[int]) -> list[float] | None:
-    """The effective GSD of each image (tile) the model sees: source GSD x source width / input width."""
-    from geoscale_vqa import effective_gsd
-
-    if item.gsd_m is None:
-        return None
-    return [effective_gsd(item.gsd_m, s, w) for s, w in zip(item.source_widths, input_widths)]
-
-
-def _effective_log10(item: Item, input_widths: list[int]) -> float | None:
-    """log10 effective GSD of a sample: the mean over its images or tiles (they may be resized differently)."""
-    views = _view_effective_gsd(item, input_widths)
-    return None if views is None else sum(math.log10(v) for v in views) / len(views)
-
-
 def chat_text(processor, item: Item, gsd_text: str = "") -> str:
     """The chat text of one question up to the assistant's reply: a training conversation plus its answer."""
     content = [{"type": "image"} for _ in item.images] + [{"type": "text", "text": gsd_text + item.prompt}]
@@ -319,23 +265,9 @@ def chat_text(processor, item: Item, gsd_text: str = "") -> str:
     return processor.apply_chat_template(message, tokenize=False, add_generation_prompt=True)
 
 
-def _input_widths(processor, grid_thw: torch.Tensor) -> list[int]:
-    return [int(w) * int(processor.image_processor.patch_size) for w in grid_thw[:, 2]]
-
-
 def _per_sample(values: list, counts: list[int]) -> list[list]:
     ends = [sum(counts[: i + 1]) for i in range(len(counts))]
     return [values[end - n : end] for n, end in zip(counts, ends)]
-
-
-def _metadata(items: list[Item], truth: list[float | None], source: GSDSource) -> list[float | None]:
-    """The GSD (metres) each sample's gate is told, None where the policy must decide."""
-    if source.kind == "fixed":
-        return [source.value] * len(items)
-    if not source.uses_metadata:
-        return [None] * len(items)
-    noise = [it.noise if source.kind == "noisy" else 0.0 for it in items]
-    return [None if t is None else 10.0 ** (t + n) for t, n in zip(truth, noise)]
 
 
 def _per_sample_prediction(prediction, counts: list[int]):
@@ -351,28 +283,29 @@ def _per_sample_prediction(prediction, counts: list[int]):
     return SSEUPrediction(zeros.index_add(0, owner, mean) / n, zeros.index_add(0, owner, var) / n)
 
 
-def answer_batch(em: EvalModel, items: list[Item], source: GSDSource, *, max_new_tokens: int = 16) -> list[Answer]:
-    """Greedy answers for a batch, each sample's gate set from ``source`` through the deployment policy."""
-    from sseu import resolve_scale
-
-    from .data import gsd_prompt
-
+def answer_batch(em: EvalModel, items: list[Item], source: GateSource, *, max_new_tokens: int = 16) -> list[Answer]:
+    """Greedy answers for a batch, each sample's gate input decided by ``source`` (see ``scaleearth_cli.scale``)."""
     processor = em.processor
     counts = [len(it.images) for it in items]
     if min(counts) == 0:
         raise ValueError("every question needs at least one image")
-    if source.kind == "predicted" and not em.has_head:
-        raise ValueError("--gsd-source predicted needs an adapter run with an SSE-U head")
-    if source.kind == "predicted" and em.gsd_in_prompt:
+    if source.needs_estimate and not em.has_head:
+        raise ValueError(f"--gsd-source {source} needs an adapter run with an SSE-U head")
+    if em.gsd_in_prompt and source.kind in ("predicted", "mixed"):
         raise ValueError("the gsd-token adapter reads its GSD as prompt text: use oracle, noisy, fixed or none")
     images = [img for it in items for img in it.images]
     # The resize decides the effective GSD; the gsd-token baseline needs it before its prompt exists.
     grid = processor.image_processor(images=images, return_tensors="pt")["image_grid_thw"]
-    widths = _per_sample(_input_widths(processor, grid), counts)
-    truth = [_effective_log10(it, w) for it, w in zip(items, widths)]
-    metadata = _metadata(items, truth, source)
+    widths = _per_sample(scale.input_widths(processor, grid), counts)
+    truth = [scale.effective_log10_gsd(it.gsd_m, it.source_widths, w) for it, w in zip(items, widths)]
+    truth_t = torch.tensor([math.nan if t is None else t for t in truth], dtype=torch.float64)
+    noise = torch.tensor([it.noise for it in items], dtype=torch.float64)
+    told = source.told(truth_t, noise=noise)
     if em.gsd_in_prompt:
-        texts = [chat_text(processor, it, gsd_prompt(m) if m is not None else "") for it, m in zip(items, metadata)]
+        texts = [
+            chat_text(processor, it, "" if math.isnan(t) else scale.gsd_prompt(10.0**t))
+            for it, t in zip(items, told.tolist())
+        ]
     else:
         texts = [chat_text(processor, it) for it in items]
     inputs = dict(processor(text=texts, images=images, padding=True, return_tensors="pt"))
@@ -383,29 +316,30 @@ def answer_batch(em: EvalModel, items: list[Item], source: GSDSource, *, max_new
 
     def choose_scale(prediction):
         sample_pred = _per_sample_prediction(prediction, counts)
-        policy_pred = None if source.kind in ("none", "fixed") else sample_pred
-        decision = resolve_scale(metadata, policy_pred, batch_size=len(items))
-        decided.update(decision=decision, prediction=sample_pred)
-        # Metadata is trusted exactly (var 0): pass no variance then, the hard gate training used.
-        var = None if all(b == "metadata" for b in decision.branch) else decision.var
-        return decision.log10_gsd.detach(), var
+        gate = source.decide(truth_t, sample_pred, noise=noise)
+        decided.update(gate=gate, prediction=sample_pred)
+        return gate.log10_gsd.detach(), gate.var
 
     ids, _ = em.model.generate(inputs, choose_scale, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
     replies = processor.batch_decode(ids[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
-    decision, pred = decided["decision"], decided["prediction"]
+    gate, pred = decided["gate"], decided["prediction"]
     return [
         Answer(
             text=text.strip(),
             source_widths=items[i].source_widths,
             input_widths=widths[i],
             effective_gsd_m=None if truth[i] is None else 10.0 ** truth[i],
-            gate_log10_gsd=float(decision.log10_gsd[i]),
-            gate_var=float(decision.var[i]),
-            branch=decision.branch[i],
+            gate_log10_gsd=float(gate.log10_gsd[i]),
+            gate_var=0.0 if gate.var is None else float(gate.var[i]),
+            branch=gate.branch[i],
             sseu_mean=float(pred.mean[i]) if pred is not None else None,
             sseu_var=float(pred.var[i]) if pred is not None else None,
             views=items[i].views or [1] * len(items[i].images),
-            view_effective_gsd_m=_view_effective_gsd(items[i], widths[i]),
+            view_effective_gsd_m=(
+                None
+                if items[i].gsd_m is None
+                else [scale.effective_gsd_m(items[i].gsd_m, s, w) for s, w in zip(items[i].source_widths, widths[i])]
+            ),
         )
         for i, text in enumerate(replies)
     ]

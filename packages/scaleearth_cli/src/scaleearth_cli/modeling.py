@@ -15,7 +15,7 @@ from torch import nn
 
 import cshlora
 
-from .config import GateGSD
+from .scale import GateSource
 
 # Modules that stay out of 4-bit quantisation. The skip list is matched against full module names,
 # so a bare "visual" does NOT keep the vision tower out (measured with transformers 5.24: all 12
@@ -134,12 +134,12 @@ class ScaleEarthVLM(nn.Module):
         super().__init__()
         self.vlm = vlm
         self.sseu = sseu_head
-        self.gate_gsd = GateGSD.parse(gate_gsd)
+        self.gate_gsd = GateSource.parse(gate_gsd)
         self.beta = beta
         self.sseu_warmup_steps = sseu_warmup_steps
         self.seed = seed
         self.scale_gated = any(layer.gate_kind != "none" for _, layer in cshlora.cshlora_layers(vlm))
-        if self.scale_gated and sseu_head is None and self.gate_gsd.mode != "oracle":
+        if self.scale_gated and sseu_head is None and self.gate_gsd.needs_estimate:
             raise ValueError(f"--gate-gsd {gate_gsd} needs an SSE-U head")
         self.merge_size = int(getattr(vision_tower(vlm), "spatial_merge_size", 2))
         self._pending: dict | None = None
@@ -178,24 +178,21 @@ class ScaleEarthVLM(nn.Module):
         return None
 
     def _gate_scale(self, oracle: torch.Tensor, prediction, step: int):
-        """Per-sample gate GSD and variance. Unknown metadata (NaN) always falls back to the estimate."""
-        use_pred = torch.isnan(oracle)
-        mode = self.gate_gsd
-        if mode.mode == "predicted":
-            use_pred = torch.ones_like(use_pred)
-        elif mode.mode == "mixed":
-            # Seeded by step so a resumed or re-run job draws the same samples.
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
-            use_pred = use_pred | (torch.rand(oracle.shape, generator=g) < mode.p_predicted).to(oracle.device)
-        if not bool(use_pred.any()):
-            return oracle, None
-        if prediction is None:
-            raise ValueError("a sample has no GSD metadata and there is no SSE-U head to estimate it")
-        # The gate reads a detached estimate: the LM loss should not pull SSE-U towards a convenient
-        # (wrong) scale; SSE-U learns the GSD from its own β-NLL term only.
-        mean, var = prediction.mean.detach(), prediction.var.detach()
-        gate = torch.where(use_pred, mean, torch.nan_to_num(oracle))
-        return gate, torch.where(use_pred, var, torch.zeros_like(var))
+        """Per-sample gate GSD and variance, decided as at inference (``scale.GateSource.decide``).
+
+        Draws (mixed:P, noisy:SIGMA) are seeded by step, so a resumed or re-run job makes the same ones.
+        The gate reads a detached estimate: the LM loss should not pull SSE-U towards a convenient (wrong)
+        scale; SSE-U learns the GSD from its own β-NLL term only.
+        """
+        if prediction is not None:
+            from sseu import SSEUPrediction
+
+            prediction = SSEUPrediction(prediction.mean.detach(), prediction.var.detach())
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        decided = self.gate_gsd.decide(oracle, prediction, generator=generator)
+        device = oracle.device
+        var = None if decided.var is None else decided.var.to(device)
+        return decided.log10_gsd.to(device=device, dtype=oracle.dtype), var
 
     # -- forward -------------------------------------------------------------------------------
     def forward(self, batch: dict, step: int = 0) -> StepOutput:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .inference import EvalModel, GSDSource, ImageCache, Item, answer_batch
+from .inference import EvalModel, ImageCache, Item, answer_batch
+from .scale import GateSource
 
 INTERVAL_LEVEL = 0.95
 
@@ -78,7 +79,7 @@ def predict(em: EvalModel, image, question: str, *, gsd_m: float | None = None, 
     meta, origin = metadata_gsd(image, gsd_m)
     size, pixels = ImageCache().open(str(image), em.processor)
     item = Item(prompt=question, images=[pixels], source_widths=[size[0]], gsd_m=meta)
-    (answer,) = answer_batch(em, [item], GSDSource("oracle"), max_new_tokens=max_new_tokens)
+    (answer,) = answer_batch(em, [item], GateSource("oracle"), max_new_tokens=max_new_tokens)
     estimate = interval = None
     if answer.sseu_mean is not None:
         pred = SSEUPrediction(torch.tensor([answer.sseu_mean]), torch.tensor([answer.sseu_var]))

@@ -21,8 +21,9 @@ from pathlib import Path
 
 from geoscale_vqa.shards import sha256_file
 
-from .evaluate import batches, items_for, load_questions, progress_bar
-from .inference import EvalModel, GSDSource, ImageCache, answer_batch, code_version
+from .evaluate import load_questions, run_questions
+from .inference import EvalModel, code_version
+from .scale import GateSource
 
 
 def parse_gsd_range(text: str) -> tuple[float, float]:
@@ -83,27 +84,11 @@ def spoof(
         raise ValueError(f"{bench} at {data} has no question with a known GSD: spoofing needs the true GSD")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    predictions: dict[float, dict[str, str]] = {g: {} for g in grid}
-    effective, source = [], []
-    cache = ImageCache()
-    progress = progress_bar(console, "spoof") if console is not None else None
-    task = progress.add_task("spoof", total=len(questions) * len(grid)) if progress else None
-    if progress:
-        progress.start()
-    try:
-        # Batch outer, GSD inner: each batch's images are decoded and resized once for the whole sweep.
-        for chunk in batches(questions, batch_size):
-            items = items_for(em, chunk, cache, {})
-            for gsd in grid:
-                answers = answer_batch(em, items, GSDSource("fixed", gsd), max_new_tokens=max_new_tokens)
-                predictions[gsd].update({q.key: a.text for q, a in zip(chunk, answers)})
-                if progress:
-                    progress.advance(task, len(chunk))
-            effective += [a.effective_gsd_m for a in answers]
-            source += [q.gsd_m for q in chunk]
-    finally:
-        if progress:
-            progress.stop()
+    sweep = run_questions(em, questions, [GateSource("fixed", g) for g in grid], batch_size=batch_size,
+                          max_new_tokens=max_new_tokens, console=console, title="spoof")  # fmt: skip
+    predictions = {g: {q.key: a.text for q, a in answered} for g, answered in zip(grid, sweep)}
+    effective = [a.effective_gsd_m for _, a in sweep[0]]
+    source = [q.gsd_m for q, _ in sweep[0]]
 
     scored = dataclasses.replace(benchmark, questions=questions)  # questions without a GSD are not swept
     rows = []

@@ -10,7 +10,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from .gsd import NEUTRAL_LOG10_GSD, check_finite, check_gsd_m
+from .gsd import NEUTRAL_LOG10_GSD, check_finite, check_gsd_m, warn_if_implausible
 from .head import SSEUPrediction
 
 Branch = Literal["metadata", "estimate", "default"]
@@ -79,6 +79,7 @@ def resolve_scale(
     default_log10_gsd: float = NEUTRAL_LOG10_GSD,
     default_var: float = DEFAULT_VAR,
     metadata_var: float = 0.0,
+    metadata_log10_gsd: Tensor | Sequence[float | None] | None = None,
 ) -> ScaleDecision:
     """Pick, per sample, the log10 GSD (and its variance) that drives the CS-HLoRA gate.
 
@@ -93,7 +94,9 @@ def resolve_scale(
     3. ``"default"``: ``default_log10_gsd`` (10 m) with ``default_var`` (1 decade²).
 
     ``metadata_gsd_m`` may be None (no sample has metadata), a number (the same for the batch),
-    a sequence or a 1-D tensor. The batch size comes from the metadata, the prediction, or
+    a sequence or a 1-D tensor. ``metadata_log10_gsd`` gives the same in log10 (missing: None or NaN;
+    present entries must be finite), for callers that work in log10 throughout; pass one or the other.
+    The batch size comes from the metadata, the prediction, or
     ``batch_size``; they must agree. Values come back in the prediction's dtype and device
     (float32 on CPU without one); where the estimate is chosen they keep its autograd graph.
     """
@@ -114,10 +117,22 @@ def resolve_scale(
         check_finite(prediction.mean.detach(), "predicted mean")
         check_finite(prediction.var.detach(), "predicted var")
         sizes["prediction"] = prediction.mean.shape[0]
+    if metadata_gsd_m is not None and metadata_log10_gsd is not None:
+        raise ValueError("pass metadata_gsd_m or metadata_log10_gsd, not both")
     n = next((v for v in sizes.values() if v is not None), None)
-    meta = None if metadata_gsd_m is None else _metadata_tensor(metadata_gsd_m, n)
-    if meta is not None:
-        sizes["metadata_gsd_m"] = meta.shape[0]
+    meta_log10 = None
+    if metadata_log10_gsd is not None:
+        meta_log10 = _metadata_tensor(metadata_log10_gsd, n)
+        present = meta_log10[~torch.isnan(meta_log10)]
+        check_finite(present, "metadata_log10_gsd")
+        warn_if_implausible(present, "metadata_log10_gsd")
+    elif metadata_gsd_m is not None:
+        meta = _metadata_tensor(metadata_gsd_m, n)
+        present = ~torch.isnan(meta)
+        check_gsd_m(meta[present], "metadata_gsd_m")
+        meta_log10 = torch.log10(torch.where(present, meta, 1.0)).masked_fill(~present, math.nan)
+    if meta_log10 is not None:
+        sizes["metadata_gsd_m"] = meta_log10.shape[0]
     known = {k: v for k, v in sizes.items() if v is not None}
     if not known:
         raise ValueError("cannot tell the batch size: pass metadata_gsd_m, prediction or batch_size")
@@ -131,9 +146,8 @@ def resolve_scale(
         dtype, device = torch.float32, torch.device("cpu")
 
     has_meta = torch.zeros(n, dtype=torch.bool)
-    if meta is not None:
-        has_meta = ~torch.isnan(meta)
-        check_gsd_m(meta[has_meta], "metadata_gsd_m")
+    if meta_log10 is not None:
+        has_meta = ~torch.isnan(meta_log10)
     if prediction is not None:
         narrow = (prediction.interval_width(level).detach() < max_interval_width).cpu()
     else:
@@ -146,10 +160,9 @@ def resolve_scale(
         on = use_estimate.to(device)
         value = torch.where(on, prediction.mean, value)
         var = torch.where(on, prediction.var, var)
-    if meta is not None:
+    if meta_log10 is not None:
         on = has_meta.to(device)
-        meta_log10 = torch.log10(torch.where(has_meta, meta, 1.0)).to(dtype=dtype, device=device)
-        value = torch.where(on, meta_log10, value)
+        value = torch.where(on, torch.nan_to_num(meta_log10).to(dtype=dtype, device=device), value)
         var = torch.where(on, torch.full_like(var, metadata_var), var)
 
     branch = tuple(
