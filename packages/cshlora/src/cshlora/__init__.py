@@ -9,6 +9,7 @@ import importlib.util
 from ._version import __version__ as __version__
 from .backends import available_backends, register_backend
 from .config import DEFAULT_TARGET_MODULES, DEFAULT_TIERS, CSHLoRAConfig, Tier
+from .export import adapter_for_gsd, export_lora, export_lora_grid, read_export_index
 from .gate import bucket_gate, continuous_gate, log10_gsd
 from .layer import CSHLoRALinear
 from .model import (
@@ -43,6 +44,10 @@ __all__ = [
     "clear_scale",
     "continuous_gate",
     "cshlora_layers",
+    "adapter_for_gsd",
+    "export_lora",
+    "export_lora_grid",
+    "read_export_index",
     "inject",
     "load_adapter",
     "load_adapter_config",

@@ -639,6 +639,45 @@ def predict_cmd(
     console.print(result.describe(), highlight=False, markup=False)
 
 
+@app.command("export")
+def export_cmd(
+    adapter: Annotated[Path, typer.Option(help="A Stage-2 run folder, checkpoint or adapter folder.")],
+    model: Model,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (lora/, merged/, export.json).")],
+    gsd_grid: Annotated[
+        str, typer.Option(help="GSDs in metres, comma-separated: one standard LoRA adapter each.")
+    ] = "0.1,0.3,1,3,10,30,100",
+    merged: Annotated[bool, typer.Option(help="Also write the base with each adapter merged in.")] = False,
+) -> None:
+    """Export CS-HLoRA at fixed GSDs as standard PEFT LoRA adapters, for engines that serve LoRA (vLLM, ...).
+
+    At one GSD the gated update is an ordinary LoRA, so each adapter is exact; lora/cshlora_export.json maps
+    GSD ranges to adapter names (nearest grid GSD in log10).
+
+    Example:
+
+        uv run scaleearth export --adapter runs/s2 --model runs/s1/merged --gsd-grid 0.1,0.3,1,3,10,30,100 --out served
+    """
+    from rich.console import Console
+
+    from .export import export_run, parse_gsd_grid
+
+    console = Console()
+    try:
+        grid = parse_gsd_grid(gsd_grid)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--gsd-grid") from None
+    if not adapter.exists():
+        raise typer.BadParameter(f"{adapter} does not exist", param_hint="--adapter")
+    try:
+        result = export_run(model, adapter, grid, out, merged=merged)
+    except ValueError as err:
+        raise _fail(console, err) from None
+    console.print(f"{len(result.adapters)} LoRA adapters in {result.index.parent} (index {result.index.name})")
+    if result.merged:
+        console.print(f"{len(result.merged)} merged models in {result.merged[0].parent}")
+
+
 # -- recipes -------------------------------------------------------------------------------------
 @app.command()
 def quickstart(
