@@ -606,33 +606,75 @@ def spoof_cmd(
 
 @app.command("predict")
 def predict_cmd(
-    image: Annotated[Path, typer.Argument(help="An image file (a GeoTIFF's tags give its GSD).")],
-    question: Annotated[str, typer.Argument(help="The question about the image.")],
-    model: Model,
+    image: Annotated[Path | None, typer.Argument(help="An image file (a GeoTIFF's tags give its GSD).")] = None,
+    question: Annotated[str | None, typer.Argument(help="The question about the image.")] = None,
+    model: Model = "",
     adapter: Annotated[Path | None, typer.Option(help="A Stage-2 run folder, checkpoint or adapter folder.")] = None,
     gsd: Annotated[float | None, typer.Option(help="The image's GSD in metres per pixel (beats its tags).")] = None,
+    images: Annotated[
+        Path | None, typer.Option(help="Batch mode: a folder of images or a manifest.jsonl (image, id, gsd_m).")
+    ] = None,
+    questions: Annotated[
+        Path | None, typer.Option(help="Batch mode: questions, one per line (or JSONL with 'question', 'id').")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Batch mode: predictions.jsonl (resumed if it exists).")] = None,
+    part: Annotated[str, typer.Option(help="Batch mode: i/N, the images with index i mod N.")] = "0/1",
+    batch_size: BatchSize = 8,
     max_new_tokens: MaxNewTokens = 64,
     device: Device = None,
     quantize: Quantize = "none",
     max_pixels: MaxPixels = None,
 ) -> None:
-    """Answer one question about one image; says where the GSD came from (--gsd, GeoTIFF tags or SSE-U).
+    """Answer questions about images; says where each GSD came from (--gsd, manifest, GeoTIFF tags or SSE-U).
+
+    One image, or (batch mode) every question about every image of an archive, appended to --out and
+    resumed after an interruption.
 
     Example:
 
         uv run scaleearth predict scene.tif "How many ships are in the harbour?" --model s1/merged --adapter s2
 
-        uv run scaleearth predict tile.png "Is there a road?" --model s1/merged --adapter s2 --gsd 0.3
+        uv run scaleearth predict --images tiles/ --questions q.txt --out preds.jsonl --model s1/merged --adapter s2
+
+        # 4 machines (or a Slurm array): --part $SLURM_ARRAY_TASK_ID/4 --out preds.part$SLURM_ARRAY_TASK_ID.jsonl
     """
     from rich.console import Console
 
-    from .predict import predict
-
     console = Console()
-    if not image.is_file():
+    if not model:
+        raise typer.BadParameter("the base model is required", param_hint="--model")
+    batch = images is not None or questions is not None or out is not None
+    if batch:
+        from geoscale_vqa.build import parse_part
+
+        if image is not None or question is not None or gsd is not None:
+            raise typer.BadParameter("batch mode (--images/--questions/--out) takes no IMAGE, QUESTION or --gsd")
+        for value, hint in ((images, "--images"), (questions, "--questions"), (out, "--out")):
+            if value is None:
+                raise typer.BadParameter("batch mode needs --images, --questions and --out", param_hint=hint)
+        if not questions.is_file():
+            raise typer.BadParameter(f"{questions} does not exist", param_hint="--questions")
+        if not images.exists():
+            raise typer.BadParameter(f"{images} does not exist", param_hint="--images")
+        try:
+            part_tuple = parse_part(part)
+        except ValueError as err:
+            raise typer.BadParameter(str(err), param_hint="--part") from None
+    elif image is None or question is None:
+        raise typer.BadParameter("give IMAGE and QUESTION, or --images, --questions and --out")
+    elif not image.is_file():
         raise typer.BadParameter(f"{image} does not exist", param_hint="IMAGE")
     em = _load_model(model, adapter, device, quantize, max_pixels)
     try:
+        if batch:
+            from .batch_predict import predict_archive
+
+            result = predict_archive(em, images, questions, out, batch_size=batch_size,
+                                     max_new_tokens=max_new_tokens, part=part_tuple, console=console)  # fmt: skip
+            console.print(f"{result.written} predictions written to {result.out} ({result.skipped} already there)")
+            return
+        from .predict import predict
+
         result = predict(em, image, question, gsd_m=gsd, max_new_tokens=max_new_tokens)
     except ValueError as err:
         raise _fail(console, err) from None
