@@ -88,7 +88,7 @@ def test_dry_run_passes_every_step(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads(out.read_text())
     steps = result["steps"]
-    assert list(steps) == ["kernels", "benchmark", "stage2"]
+    assert list(steps) == ["kernels", "benchmark", "stage2", "serving"]
     assert {name: s["status"] for name, s in steps.items()} == dict.fromkeys(steps, "pass")
     assert result["complete"] and result["mode"].startswith("dry-run") and result["device"]["kind"] == "cpu"
     assert all(r["ok"] for r in result["requirements"]) and result["versions"]["torch"]
@@ -109,4 +109,7 @@ def test_dry_run_passes_every_step(tmp_path):
         assert v["losses_finite"] and v["adapted_layers"] == 14 and v["median_step_s"] > 0, (name, v)
     assert stage2["variants"]["cshlora_fused"]["fused_calls"] > 0
 
+    serving = steps["serving"]
+    assert serving["ok"] and serving["routed"] == {"0.2": "gsd_0.3m", "0.5": "gsd_0.3m", "20.0": "gsd_30m",
+                                                   "100.0": "gsd_30m"}  # fmt: skip
     assert "gpu_check summary" in done.stdout and "benchmark rows" in done.stdout

@@ -12,6 +12,9 @@ Steps, in order, each guarded (an exception is recorded and the next step still 
   stage2     (c) a Stage-2 step of Qwen3-VL at the 8B shape, NF4 LLM, CS-HLoRA on all 252
                  projections, SSE-U, gradient checkpointing, 2048 tokens: peak memory, step time vs
                  PEFT LoRA                                                   (tools/gpu_check_stage2.py)
+  serving    (e) CS-HLoRA exported at two GSDs as plain LoRA adapters and served by vLLM (skipped
+                 without vllm): tokens equal transformers + PEFT; in --dry-run a stub OpenAI server
+                 and the serving client instead                              (tools/gpu_check_serving.py)
 and (d) writes benchmarks/results/gpu_check-<device>-<date>.json (a temporary file in --dry-run)
 with the device, driver, versions, every figure and each step's status, rewritten after every
 step, then prints a summary.
@@ -34,9 +37,14 @@ import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = ("kernels", "benchmark", "stage2")
+STEPS = ("kernels", "benchmark", "stage2", "serving")
 # What each step cannot run without (versions checked first, by gpu_check_env).
-STEP_NEEDS = {"kernels": ("triton",), "benchmark": ("triton",), "stage2": ("transformers", "bitsandbytes")}
+STEP_NEEDS = {
+    "kernels": ("triton",),
+    "benchmark": ("triton",),
+    "stage2": ("transformers", "bitsandbytes"),
+    "serving": ("transformers", "peft"),  # and vllm on a GPU, checked by the step (skipped without)
+}
 
 
 def parse_args(argv=None):
@@ -68,7 +76,8 @@ def finite_json(value):
 def run_step(name: str, device, dry_run: bool) -> dict:
     import torch
 
-    module = {"kernels": "gpu_check_kernels", "benchmark": "gpu_check_bench", "stage2": "gpu_check_stage2"}[name]
+    module = {"kernels": "gpu_check_kernels", "benchmark": "gpu_check_bench", "stage2": "gpu_check_stage2",
+              "serving": "gpu_check_serving"}[name]  # fmt: skip
     print(f"\n== step {name} ({'dry run, ' if dry_run else ''}{device})", flush=True)
     t0 = time.perf_counter()
     try:

@@ -46,7 +46,15 @@ def _stage2(s: dict) -> str:
     return "; ".join(parts)
 
 
-DESCRIBE = {"kernels": _kernels, "benchmark": _benchmark, "stage2": _stage2}
+def _serving(s: dict) -> str:
+    if s.get("engine") == "vllm":
+        return (
+            f"vLLM vs transformers+PEFT tokens: {'equal' if not s['mismatched'] else 'DIFFER ' + str(s['mismatched'])}"
+        )
+    return f"{s['engine']}; routed {s['routed']}"
+
+
+DESCRIBE = {"kernels": _kernels, "benchmark": _benchmark, "stage2": _stage2, "serving": _serving}
 
 
 def summary(result: dict) -> str:
