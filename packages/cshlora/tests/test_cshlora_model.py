@@ -235,7 +235,7 @@ def test_shapes_are_checked_against_the_header_before_injecting(tmp_path, monkey
         ({"target_modules": ["q_proj", 5]}, "target_modules must be a list of module names"),
         ({"tiers": [{"name": "object", "size": "x", "threshold_m": 2.0}]}, "tiers must be a list of"),
         ({"bucket_edges_m": "2,30"}, "bucket_edges_m must be a list of numbers"),
-        ({"gate": "sometimes"}, "gate must be 'continuous', 'none' or 'bucketed'"),
+        ({"gate": "sometimes"}, r"gate must be one of the registered gate kinds \(continuous, bucketed, none\)"),
         ({"colour": "red"}, "unknown CS-HLoRA config keys colour"),
     ],
 )

@@ -11,6 +11,7 @@ from .backends import available_backends, register_backend
 from .config import DEFAULT_TARGET_MODULES, DEFAULT_TIERS, CSHLoRAConfig, Tier
 from .export import adapter_for_gsd, export_lora, export_lora_grid, read_export_index
 from .gate import bucket_gate, continuous_gate, log10_gsd
+from .gates import GATES, RankGate, register_gate
 from .layer import CSHLoRALinear
 from .model import (
     adapter_state_dict,
@@ -35,6 +36,9 @@ if importlib.util.find_spec("triton") is not None:
 __all__ = [
     "CSHLoRAConfig",
     "CSHLoRALinear",
+    "GATES",
+    "RankGate",
+    "register_gate",
     "DEFAULT_TARGET_MODULES",
     "DEFAULT_TIERS",
     "Tier",

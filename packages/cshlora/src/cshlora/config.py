@@ -8,9 +8,9 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-GateKind = Literal["continuous", "none", "bucketed"]
+GateKind = str  # a name in cshlora.gates.GATES: "continuous", "bucketed", "none", or a registered kind
 BackendName = str  # "auto" or a name in cshlora.available_backends()
 
 # Every linear projection of a Qwen/Llama-style decoder. The Qwen3-VL vision tower names its
@@ -127,8 +127,10 @@ class CSHLoRAConfig:
             raise ValueError(f"alpha must be a positive number, got {self.alpha!r}")
         if not (0.0 <= self.dropout < 1.0):
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if self.gate not in ("continuous", "none", "bucketed"):
-            raise ValueError(f"gate must be 'continuous', 'none' or 'bucketed', got {self.gate!r}")
+        from .gates import GATES
+
+        if self.gate not in GATES:
+            raise ValueError(f"gate must be one of the registered gate kinds ({', '.join(GATES)}), got {self.gate!r}")
         from .backends import available_backends
 
         if self.backend != "auto" and self.backend not in available_backends():

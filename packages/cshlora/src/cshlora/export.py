@@ -43,7 +43,7 @@ def lora_state_dict(model: nn.Module, log10_gsd: float) -> dict[str, torch.Tenso
             raise ValueError(f"{name} is merged; unmerge (or load the adapter afresh) before exporting")
         A = layer.lora_A.detach()
         B = layer.lora_B.detach().to(torch.float64)
-        if layer.gate_kind != "none":
+        if not layer.gate.is_open:
             B = B * _gate64(layer, s)  # in float64, so the gated B is rounded once
         out[f"{PEFT_PREFIX}{name}.lora_A.weight"] = A.contiguous().cpu()
         out[f"{PEFT_PREFIX}{name}.lora_B.weight"] = B.to(layer.lora_B.dtype).contiguous().cpu()
@@ -51,12 +51,8 @@ def lora_state_dict(model: nn.Module, log10_gsd: float) -> dict[str, torch.Tenso
 
 
 def _gate64(layer, s: torch.Tensor) -> torch.Tensor:
-    from .gate import bucket_gate, continuous_gate
-
-    if layer.gate_kind == "continuous":
-        return continuous_gate(s, layer.tau.detach().double().cpu(), layer.sharpness.detach().double().cpu())
-    edges = layer.bucket_edges.detach().double().cpu()
-    return bucket_gate(s, edges, layer.config.bucket_sizes())
+    state = {name: value.detach().double().cpu() for name, value in layer.gate_state().items()}
+    return layer.gate.values(s, None, state, layer.config)
 
 
 def export_lora(model: nn.Module, log10_gsd: float, path: str | os.PathLike, *, base_model_name_or_path=None) -> Path:

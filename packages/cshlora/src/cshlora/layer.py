@@ -10,9 +10,8 @@ from torch import nn
 
 from . import backends
 from .config import CSHLoRAConfig
-from .gate import bucket_gate, check_log10_gsd, check_variance, continuous_gate
-
-ADAPTER_PARAM_NAMES = ("lora_A", "lora_B", "tau", "sharpness")
+from .gate import check_log10_gsd, check_variance
+from .gates import gate_for
 
 
 def is_4bit(layer: nn.Module) -> bool:
@@ -132,7 +131,8 @@ class CSHLoRALinear(ScaleConditioned, nn.Module):
         self.out_features = base_layer.out_features
         self.r = config.r
         self.scaling = config.scaling
-        self.gate_kind = config.gate
+        self.gate = gate_for(config.gate)
+        self.gate_kind = self.gate.name
         self.merged = False
         self.disabled = False
         self._merged_at: tuple[torch.Tensor, torch.Tensor | None] | None = None
@@ -145,27 +145,30 @@ class CSHLoRALinear(ScaleConditioned, nn.Module):
         # Same initialisation as LoRA/PEFT, so B=0 makes the adapter start as the identity update.
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
 
-        if config.gate == "continuous":
-            tau, sharp = config.rank_gate_init()
-            self.tau = nn.Parameter(torch.tensor(tau, device=device, dtype=dtype), requires_grad=config.learn_tau)
-            self.sharpness = nn.Parameter(
-                torch.tensor(sharp, device=device, dtype=dtype), requires_grad=config.learn_sharpness
-            )
-        elif config.gate == "bucketed":
-            edges = torch.tensor([math.log10(e) for e in config.bucket_edges_m], device=device, dtype=dtype)
-            self.register_buffer("bucket_edges", edges, persistent=False)
+        for name, param in self.gate.init_params(config, device, dtype).items():
+            setattr(self, name, param)
+        self._gate_buffers = tuple(self.gate.init_buffers(config, device, dtype))
+        for name, buffer in self.gate.init_buffers(config, device, dtype).items():
+            self.register_buffer(name, buffer, persistent=False)  # rebuilt from the config, never saved
         self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
 
     def gate_values(self, s: torch.Tensor | None, var: torch.Tensor | None = None) -> torch.Tensor | None:
         """``h(s)`` of shape ``[*s.shape, r]`` in the adapter's dtype (``None`` for plain LoRA)."""
-        if self.gate_kind == "none" or s is None:
+        if self.gate.is_open or s is None:
             return None
         dtype = self.lora_A.dtype
         s = s.to(dtype)
         var = var.to(dtype) if var is not None else None
-        if self.gate_kind == "continuous":
-            return continuous_gate(s, self.tau, self.sharpness, var)
-        return bucket_gate(s, self.bucket_edges, self.config.bucket_sizes(), var)
+        return self.gate.values(s, var, self.gate_state(), self.config)
+
+    @property
+    def adapter_param_names(self) -> tuple[str, ...]:
+        """What the adapter saves: ``lora_A``, ``lora_B`` and the gate kind's parameters."""
+        return ("lora_A", "lora_B", *self.gate.param_names)
+
+    def gate_state(self) -> dict[str, torch.Tensor]:
+        """The gate kind's per-rank parameters and buffers of this layer, by name."""
+        return {name: getattr(self, name) for name in (*self.gate.param_names, *self._gate_buffers)}
 
     # -- forward -------------------------------------------------------------------------------
     @property
@@ -182,7 +185,7 @@ class CSHLoRALinear(ScaleConditioned, nn.Module):
     # -- merging -------------------------------------------------------------------------------
     def delta_weight(self, log10_gsd=None, var=None) -> torch.Tensor:
         """``ΔW(s0) = scaling · B diag(h(s0)) A`` for one fixed scale, shape ``[d_out, d_in]``."""
-        if self.gate_kind == "none":
+        if self.gate.is_open:
             gate = torch.ones(self.r, device=self.lora_A.device, dtype=self.lora_A.dtype)
         else:
             gate = self.gate_values(*self.scalar_scale(log10_gsd, var, self.lora_A.device, self.lora_A.dtype))
@@ -193,7 +196,7 @@ class CSHLoRALinear(ScaleConditioned, nn.Module):
         """Fold ``ΔW(s0)`` into the base weight; the layer then ignores scales until :meth:`unmerge`."""
         if self.merged:
             raise ValueError("this CS-HLoRA layer is already merged; call unmerge() first")
-        if self.gate_kind != "none":
+        if not self.gate.is_open:
             log10_gsd, var = self.scalar_scale(log10_gsd, var, self.lora_A.device, self.lora_A.dtype)
         self._add_to_base(self.delta_weight(log10_gsd, var))
         self.merged = True

@@ -12,7 +12,7 @@ from torch import nn
 
 from .config import CSHLoRAConfig
 from .gate import check_log10_gsd, check_variance
-from .layer import ADAPTER_PARAM_NAMES, CSHLoRALinear, ScaleConditioned, as_scale_tensor
+from .layer import CSHLoRALinear, ScaleConditioned, as_scale_tensor
 from .loading import config_from_json, read_checked_tensors
 
 ADAPTER_WEIGHTS_NAME = "cshlora_adapter.safetensors"
@@ -168,10 +168,8 @@ def adapter_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """The adapter's parameters only, keyed by qualified name (``<module>.lora_A`` ...)."""
     out = {}
     for name, layer in _require_layers(model, "collect adapter weights"):
-        for pname in ADAPTER_PARAM_NAMES:
-            p = getattr(layer, pname, None)
-            if p is not None:
-                out[f"{name}.{pname}"] = p.detach()
+        for pname in layer.adapter_param_names:
+            out[f"{name}.{pname}"] = getattr(layer, pname).detach()
     return out
 
 
@@ -240,7 +238,7 @@ def _expected_shapes(model: nn.Module, config: CSHLoRAConfig) -> dict[str, tuple
     for name, module in _targets(model, config):
         shadow = nn.Linear(module.in_features, module.out_features, bias=False, device="meta")
         layer = CSHLoRALinear(shadow, config)
-        shapes.update({f"{name}.{p}": tuple(getattr(layer, p).shape) for p in ADAPTER_PARAM_NAMES if hasattr(layer, p)})
+        shapes.update({f"{name}.{p}": tuple(getattr(layer, p).shape) for p in layer.adapter_param_names})
     return shapes
 
 

@@ -40,7 +40,7 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
 
 from .backends import gated_lowrank
 from .config import CSHLoRAConfig
-from .gate import bucket_gate, continuous_gate
+from .gates import GATES, gate_for
 from .layer import ScaleConditioned, is_4bit
 from .loading import read_checked_tensors
 from .model import load_adapter_config, load_adapter_meta, write_adapter_config
@@ -55,37 +55,40 @@ class PeftCSHLoRALinear(ScaleConditioned, _PeftLoraLinear):
     adapter. An adapter added from a plain ``LoraConfig`` (no CS-HLoRA config attached) runs ungated.
     """
 
-    adapter_layer_names = _PeftLoraLinear.adapter_layer_names + ("lora_tau", "lora_sharpness")
+    # Every registered gate kind's parameters, prefixed so PEFT trains, saves and loads them with the adapter.
+    adapter_layer_names = _PeftLoraLinear.adapter_layer_names + tuple(
+        dict.fromkeys(f"lora_{name}" for gate in GATES.values() for name in gate.param_names)
+    )
 
     def update_layer(self, adapter_name: str, r: int, lora_alpha: int, config: LoraConfig, **kwargs) -> None:
         if not hasattr(self, "cs_configs"):
             # Must exist before PEFT's update_layer, which walks adapter_layer_names.
-            self.lora_tau = nn.ParameterDict()
-            self.lora_sharpness = nn.ParameterDict()
+            for name in self.adapter_layer_names[len(_PeftLoraLinear.adapter_layer_names) :]:
+                setattr(self, name, nn.ParameterDict())
             self.cs_configs: dict[str, CSHLoRAConfig] = {}
-            self.bucket_edges: dict[str, torch.Tensor] = {}
+            self.gate_buffers: dict[str, dict[str, torch.Tensor]] = {}
         cs = getattr(config, _CONFIG_ATTR, None) or CSHLoRAConfig(r=r, alpha=lora_alpha, gate="none")
         if cs.r != r:
             raise ValueError(f"LoraConfig r={r} differs from the CS-HLoRA config r={cs.r}")
+        gate = gate_for(cs.gate)
+        for name in gate.param_names:  # a kind registered after this module was imported
+            if not hasattr(self, f"lora_{name}"):
+                setattr(self, f"lora_{name}", nn.ParameterDict())
+                self.adapter_layer_names = (*self.adapter_layer_names, f"lora_{name}")
         super().update_layer(adapter_name, r, lora_alpha=lora_alpha, config=config, **kwargs)
         self.cs_configs[adapter_name] = cs
         weight = self.lora_A[adapter_name].weight
-        if cs.gate == "continuous":
-            tau, sharp = cs.rank_gate_init()
-            self.lora_tau[adapter_name] = nn.Parameter(
-                torch.tensor(tau, device=weight.device, dtype=weight.dtype), requires_grad=cs.learn_tau
-            )
-            self.lora_sharpness[adapter_name] = nn.Parameter(
-                torch.tensor(sharp, device=weight.device, dtype=weight.dtype), requires_grad=cs.learn_sharpness
-            )
-        elif cs.gate == "bucketed":
-            self.bucket_edges[adapter_name] = torch.log10(torch.tensor(cs.bucket_edges_m, dtype=torch.float64))
+        # PEFT trains, saves and loads the parameters in the lora_-prefixed dicts (adapter_layer_names).
+        for name, param in gate.init_params(cs, weight.device, weight.dtype).items():
+            getattr(self, f"lora_{name}")[adapter_name] = param
+        self.gate_buffers[adapter_name] = gate.init_buffers(cs, weight.device, torch.float64)
 
     # ScaleConditioned reads these; with several adapters the active one decides.
     @property
     def gate_kind(self) -> str:
-        kinds = {self.cs_configs[a].gate for a in self.active_adapters if a in self.cs_configs}
-        return "none" if kinds <= {"none"} else "continuous"
+        """The active adapters' gate kind ("none" when every active adapter is ungated)."""
+        kinds = {self.cs_configs[a].gate for a in self.active_adapters if a in self.cs_configs} - {"none"}
+        return "none" if not kinds else kinds.pop() if len(kinds) == 1 else "+".join(sorted(kinds))
 
     @property
     def default_log10_gsd(self) -> float | None:
@@ -96,14 +99,13 @@ class PeftCSHLoRALinear(ScaleConditioned, _PeftLoraLinear):
 
     def adapter_gate(self, adapter: str, s, var) -> torch.Tensor | None:
         cs = self.cs_configs[adapter]
-        if cs.gate == "none" or s is None:
+        gate = gate_for(cs.gate)
+        if gate.is_open or s is None:
             return None
         dtype = self.lora_A[adapter].weight.dtype
         s, var = s.to(dtype), (var.to(dtype) if var is not None else None)
-        if cs.gate == "continuous":
-            return continuous_gate(s, self.lora_tau[adapter], self.lora_sharpness[adapter], var)
-        edges = self.bucket_edges[adapter].to(device=s.device, dtype=dtype)
-        return bucket_gate(s, edges, cs.bucket_sizes(), var)
+        state = {name: getattr(self, f"lora_{name}")[adapter] for name in gate.param_names}
+        return gate.values(s, var, {**state, **self.gate_buffers[adapter]}, cs)
 
     def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         self._check_forward_args(x, *args, **kwargs)
@@ -137,7 +139,7 @@ class PeftCSHLoRALinear(ScaleConditioned, _PeftLoraLinear):
             raise ValueError("merging CS-HLoRA into a 4-bit base is not supported through PEFT; use cshlora.merge")
         A, B = self.lora_A[adapter].weight, self.lora_B[adapter].weight
         gate = torch.ones(A.shape[0], device=A.device, dtype=A.dtype)
-        if self.cs_configs[adapter].gate != "none":
+        if not gate_for(self.cs_configs[adapter].gate).is_open:
             gate = self.adapter_gate(adapter, *self.scalar_scale(None, None, A.device, A.dtype))
         return (B * (gate * self.scaling[adapter])) @ A
 

@@ -10,7 +10,8 @@ dtype and packing) and the kernel adds the adapter into that output in place; it
 dequantises the weight once and uses the fused GEMM. ``CSHLORA_TRITON_BASE=torch`` makes the dense
 base product a torch (cuBLAS) call with the adapter added in place instead, to compare the two.
 
-Gate kinds: ``"none"`` and ``"continuous"`` in-kernel; any other gate (``"bucketed"``) is computed
+Gate kinds (``layer.gate.kernel_mode``, see ``cshlora.gates``): no gate and the continuous gate in-kernel;
+a table gate (``"bucketed"``, or any registered kind) is computed
 by ``layer.gate_values`` in torch and passed as a per-row table whose gradient the kernel returns.
 
 Falls back to the torch reference path (same result, no kernels) when the fused path cannot be
@@ -29,10 +30,11 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from ..backends import torch_forward
+from ..gates import KERNEL_CONTINUOUS, KERNEL_NONE, KERNEL_TABLE
 from ..layer import is_4bit
 from . import launch
 
-GATE_NONE, GATE_CONTINUOUS, GATE_TABLE = 0, 1, 2
+GATE_NONE, GATE_CONTINUOUS, GATE_TABLE = KERNEL_NONE, KERNEL_CONTINUOUS, KERNEL_TABLE
 BASE_ENV_VAR = "CSHLORA_TRITON_BASE"
 
 
@@ -66,9 +68,10 @@ def _base_mode() -> str:
 
 def _gate_inputs(layer, s, var, lead: tuple[int, ...]):
     """(mode, s_rows, var_rows, table, tau, sharpness): the gate as the kernels take it, per row."""
-    if layer.gate_kind == "none" or s is None:
+    mode = layer.gate.kernel_mode  # the gate kind says how the kernels take it (cshlora.gates)
+    if mode == GATE_NONE or s is None:
         return GATE_NONE, None, None, None, None, None
-    if layer.gate_kind == "continuous":
+    if mode == GATE_CONTINUOUS:
         # One fp32 value per row (M floats): per-sample scales become a row scale, no gather.
         rows = lambda t: t.to(torch.float32).expand(lead).reshape(-1).contiguous()
         return GATE_CONTINUOUS, rows(s), rows(var) if var is not None else None, None, layer.tau, layer.sharpness
