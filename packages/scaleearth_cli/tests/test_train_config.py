@@ -122,3 +122,17 @@ def test_cli_reports_a_bad_config_file_in_one_line(tmp_path, text, message):
     assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.output
     assert message in lines[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_adapter_kinds_are_one_table():
+    from scaleearth_cli.adapters import ADAPTER_KINDS, adapter_kind, kind_of_gate
+    from scaleearth_cli.modeling import adapter_config
+
+    assert list(ADAPTER_KINDS) == ["cshlora", "lora", "gsd-token", "bucketed"]
+    for name, kind in ADAPTER_KINDS.items():
+        assert adapter_config(name, r=8, alpha=16).gate == kind.gate
+        assert kind_of_gate(kind.gate).name == ("lora" if kind.gsd_in_prompt else name)
+        load_config(None, {"adapter": name})  # the config accepts every kind
+    assert [k.name for k in ADAPTER_KINDS.values() if k.gsd_in_prompt] == ["gsd-token"]
+    with pytest.raises(ValueError, match="adapter must be one of cshlora, lora, gsd-token, bucketed"):
+        adapter_kind("dora")

@@ -14,6 +14,8 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
+from .adapters import ADAPTERS
+
 DEBUG_ENV = "SCALEEARTH_DEBUG"
 
 
@@ -283,7 +285,7 @@ def train(
     model: Annotated[
         str | None, typer.Option(help="Hugging Face id or local folder (Stage 2: the Stage-1 --merge output).")
     ] = None,
-    adapter: Annotated[str | None, typer.Option(help="cshlora | lora | gsd-token | bucketed (Stage 2).")] = None,
+    adapter: Annotated[str | None, typer.Option(help=f"{' | '.join(ADAPTERS)} (Stage 2).")] = None,
     quantize: Annotated[str | None, typer.Option(help="nf4 | none (default: nf4 for Stage 2).")] = None,
     gate_gsd: Annotated[
         str | None,

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .adapters import ADAPTER_KINDS, ADAPTERS
 from .scale import GateSource
 
-ADAPTERS = ("cshlora", "lora", "gsd-token", "bucketed")
 QUANTIZE = ("none", "nf4")
 DEVICES = ("auto", "cpu", "cuda")
 RESOLVED_CONFIG_NAME = "config.yaml"
@@ -134,7 +134,7 @@ class TrainConfig:
             GateSource.parse(self.gate_gsd)
         except ValueError as err:
             raise ConfigError(f"gate_gsd: {err}") from None
-        if self.adapter == "gsd-token":
+        if ADAPTER_KINDS[self.adapter].gsd_in_prompt:
             # The GSD is written into the prompt before the vision tower runs: only metadata can be used.
             need(self.gate_gsd == "oracle", "gate_gsd", "the gsd-token baseline writes the metadata GSD into the "
                  "prompt, so it needs --gate-gsd oracle")  # fmt: skip

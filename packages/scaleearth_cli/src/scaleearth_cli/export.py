@@ -23,6 +23,8 @@ from pathlib import Path
 
 import cshlora
 
+from .adapters import ADAPTER_KINDS
+
 EXPORT_SUMMARY = "export.json"
 
 
@@ -55,7 +57,7 @@ def export_run(
     from .train import SSEU_HEAD_NAME
 
     run = AdapterRun.find(adapter)
-    if run.kind == "gsd-token":
+    if ADAPTER_KINDS[run.kind].gsd_in_prompt:
         raise ValueError(
             "a gsd-token adapter reads the GSD from the prompt, not from a gate: serve it as one LoRA "
             "(its adapter folder) and write the GSD sentence into the prompt"

@@ -73,8 +73,9 @@ def _adapter_kind(path: Path, adapter_dir: Path) -> str:
             kind = (yaml.safe_load(config.read_text()) or {}).get("adapter")
             if kind:
                 return str(kind)
-    gate = cshlora.load_adapter_config(adapter_dir).gate
-    return {"continuous": "cshlora", "bucketed": "bucketed"}.get(gate, "lora")
+    from .adapters import kind_of_gate
+
+    return kind_of_gate(cshlora.load_adapter_config(adapter_dir).gate).name
 
 
 @dataclass
@@ -92,7 +93,10 @@ class EvalModel:
 
     @property
     def gsd_in_prompt(self) -> bool:
-        return self.adapter is not None and self.adapter.kind == "gsd-token"
+        from .adapters import ADAPTER_KINDS
+
+        kind = ADAPTER_KINDS.get(self.adapter.kind) if self.adapter is not None else None
+        return kind is not None and kind.gsd_in_prompt
 
     def describe(self) -> dict:
         return {

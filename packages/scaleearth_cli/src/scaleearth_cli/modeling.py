@@ -90,8 +90,9 @@ def adapter_config(kind: str, *, r: int, alpha: float) -> cshlora.CSHLoRAConfig:
     ``lora`` (B2) and ``gsd-token`` are plain LoRA (the latter gets the GSD as prompt text);
     ``bucketed`` (B4) splits the same ``r`` ranks into one slice per GSD bucket.
     """
-    gate = {"cshlora": "continuous", "lora": "none", "gsd-token": "none", "bucketed": "bucketed"}[kind]
-    return cshlora.CSHLoRAConfig(r=r, alpha=alpha, gate=gate)
+    from .adapters import adapter_kind
+
+    return cshlora.CSHLoRAConfig(r=r, alpha=alpha, gate=adapter_kind(kind).gate)
 
 
 def enable_gradient_checkpointing(vlm: nn.Module) -> None:

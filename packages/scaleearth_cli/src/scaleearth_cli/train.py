@@ -20,6 +20,7 @@ import cshlora
 
 from . import checkpoint as ckpt
 from . import distributed
+from .adapters import ADAPTER_KINDS
 from .config import RESOLVED_CONFIG_NAME, TrainConfig
 from .data import Collator, DataPosition, batch_stream
 from .modeling import (
@@ -250,7 +251,7 @@ def _train(cfg: TrainConfig, info, console) -> TrainResult:
         else contextlib.nullcontext()
     )
     collator = Collator(
-        processor, max_length=cfg.max_length, gsd_in_prompt=cfg.adapter == "gsd-token" and cfg.stage == 2
+        processor, max_length=cfg.max_length, gsd_in_prompt=ADAPTER_KINDS[cfg.adapter].gsd_in_prompt and cfg.stage == 2
     )
     stream = batch_stream(cfg, collator, position, info.rank, info.world_size)
     params = [p for p in model.parameters() if p.requires_grad]
