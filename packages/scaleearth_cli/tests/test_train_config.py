@@ -1,5 +1,6 @@
 """Run configuration (YAML + flags, validation) and the non-finite-step guard."""
 
+import dataclasses
 import json
 
 import pytest
@@ -136,3 +137,49 @@ def test_adapter_kinds_are_one_table():
     assert [k.name for k in ADAPTER_KINDS.values() if k.gsd_in_prompt] == ["gsd-token"]
     with pytest.raises(ValueError, match="adapter must be one of cshlora, lora, gsd-token, bucketed"):
         adapter_kind("dora")
+
+
+def _cli_config(monkeypatch, tmp_path, *args):
+    """The TrainConfig `scaleearth train ARGS` would run with (training itself replaced by a recorder)."""
+    import scaleearth_cli.cli as cli
+    import scaleearth_cli.train as train_module
+
+    seen = {}
+
+    class Done:
+        steps, skipped_steps, final_dir, merged_dir = 0, 0, tmp_path, None
+
+    monkeypatch.setattr(cli, "_check_corpus", lambda cfg: None)
+    monkeypatch.setattr(train_module, "train", lambda cfg, console=None: seen.setdefault("cfg", cfg) and Done())
+    result = CliRunner().invoke(app, ["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), *args])
+    return result, seen.get("cfg")
+
+
+def test_every_key_is_settable_as_key_value_and_flags_win(monkeypatch, tmp_path):
+    result, cfg = _cli_config(monkeypatch, tmp_path, "beta=0.3", "sseu_lr=1e-3", "bf16=false", "weight-decay=0.01",
+                              "--lora-rank", "16", "--alpha", "8", "lr=0.5", "--lr", "0.01")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (cfg.beta, cfg.sseu_lr, cfg.bf16, cfg.weight_decay) == (0.3, 1e-3, False, 0.01)
+    assert (cfg.r, cfg.alpha, cfg.lr) == (16, 8.0, 0.01)  # --lora-rank, the --alpha alias, the flag over KEY=VALUE
+    _, cfg = _cli_config(monkeypatch, tmp_path, "--r", "4", "--lora-alpha", "2", "device=cuda:1")
+    assert (cfg.r, cfg.alpha, cfg.device) == (4, 2.0, "cuda:1")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [(["beta"], "KEY=VALUE"), (["colour=red"], "unknown config keys: colour"), (["device=cuda:x"], "cuda:N"),
+     (["beta=abc"], "beta: expected a number")],
+)  # fmt: skip
+def test_bad_key_values_are_one_line_and_exit_2(monkeypatch, tmp_path, args, message):
+    result, cfg = _cli_config(monkeypatch, tmp_path, *args)
+    assert result.exit_code == 2 and cfg is None
+    assert message in " ".join(result.output.split())
+
+
+def test_help_lists_every_key_with_its_default():
+    from scaleearth_cli.config import TrainConfig
+
+    text = " ".join(CliRunner().invoke(app, ["train", "--help"]).output.replace("│", " ").split())
+    for f in dataclasses.fields(TrainConfig):
+        assert f"{f.name}=" in text.replace(" ", "") or f"{f.name}=" in text, f.name
+    assert "--lora-rank" in text and "--lora-alpha" in text

@@ -291,8 +291,10 @@ def train(
         str | None,
         typer.Option(help="Gate GSD in training: oracle | predicted | mixed:P | noisy:SIGMA | fixed:METRES | none."),
     ] = None,
-    r: Annotated[int | None, typer.Option(help="Adapter rank.")] = None,
-    alpha: Annotated[float | None, typer.Option(help="Adapter alpha (scaling alpha / r).")] = None,
+    r: Annotated[int | None, typer.Option("--lora-rank", "--r", help="Adapter rank r.")] = None,
+    alpha: Annotated[
+        float | None, typer.Option("--lora-alpha", "--alpha", help="Adapter alpha (scaling alpha / r).")
+    ] = None,
     gsd_loss_weight: Annotated[float | None, typer.Option(help="lambda in CE + lambda * beta-NLL.")] = None,
     sources: Annotated[
         list[str] | None, typer.Option("--sources", help="Corpus sources to train on (default: llava for Stage 1).")
@@ -321,11 +323,19 @@ def train(
     num_workers: Annotated[int | None, typer.Option(help="DataLoader worker processes.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of initialisation, shuffling and mixed gating.")] = None,
     nproc: Annotated[int | None, typer.Option(help="Processes (torchrun; gloo on CPU, NCCL on GPU).")] = None,
-    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda (auto: cuda when available).")] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda | cuda:N (auto: cuda when available).")] = None,
     trust_remote_code: Annotated[bool | None, typer.Option("--trust-remote-code/--no-trust-remote-code")] = None,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = None,
+    settings: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Any other config key as KEY=VALUE (e.g. beta=0.3 sseu_lr=1e-3 bf16=false).", show_default=False
+        ),
+    ] = None,
 ) -> None:
     """Train Stage 1 (SFT) or Stage 2 (CS-HLoRA + SSE-U) of ScaleEarth on Qwen3-VL.
+
+    Precedence: defaults < --config YAML < KEY=VALUE < flags. Every key and its default: KEYS.
 
     Example:
 
@@ -337,11 +347,16 @@ def train(
     """
     from rich.console import Console
 
-    from .config import RESOLVED_CONFIG_NAME, ConfigError, load_config
+    from .config import RESOLVED_CONFIG_NAME, ConfigError, check_runnable, load_config, parse_overrides
     from .train import train as run_training
 
     console = Console()
-    overrides = _train_overrides(
+    try:
+        settings_given = parse_overrides(settings or [])
+    except ConfigError as err:
+        typer.echo(f"error: {one_line(err)}", err=True)
+        raise typer.Exit(2) from None
+    overrides = settings_given | _train_overrides(
         stage=stage, data=str(data) if data else None, out=str(out) if out else None, model=model, adapter=adapter,
         quantize=quantize, gate_gsd=gate_gsd, r=r, alpha=alpha, gsd_loss_weight=gsd_loss_weight,
         sources=sources or None, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
@@ -353,15 +368,10 @@ def train(
     )  # fmt: skip
     try:
         cfg = load_config(config, overrides)
+        check_runnable(cfg)
     except ConfigError as err:  # one line, and the usage-error exit code as for a bad flag
         typer.echo(f"error: {one_line(err)}", err=True)
         raise typer.Exit(2) from None
-    if not cfg.out:
-        raise typer.BadParameter("a run folder is needed", param_hint="--out")
-    if not cfg.data:
-        raise typer.BadParameter("training data is needed (a build-data output folder)", param_hint="--data")
-    if not Path(cfg.data).exists():
-        raise typer.BadParameter(f"{cfg.data} does not exist", param_hint="--data")
     _check_corpus(cfg)
     if cfg.nproc > 1:
         from .distributed import launch
@@ -372,6 +382,15 @@ def train(
     console.print(f"trained {result.steps} steps ({result.skipped_steps} skipped); outputs in {result.final_dir}")
     if result.merged_dir is not None:
         console.print(f"merged Stage-1 model: {result.merged_dir}")
+
+
+def _with_keys(doc: str) -> str:
+    from .config import keys_and_defaults
+
+    return doc.replace("KEYS", keys_and_defaults())
+
+
+train.__doc__ = _with_keys(train.__doc__)
 
 
 # -- evaluation ----------------------------------------------------------------------------------
@@ -731,7 +750,7 @@ def quickstart(
     pretrain_steps: Annotated[int, typer.Option(min=1, help="Backbone-pretraining steps (captions).")] = 1500,
     stage1_steps: Annotated[int, typer.Option(min=1, help="Stage-1 SFT steps.")] = 300,
     stage2_steps: Annotated[int, typer.Option(min=1, help="Stage-2 steps (CS-HLoRA + SSE-U).")] = 4000,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda (auto: cuda when available).")] = "auto",
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N (auto: cuda when available).")] = "auto",
     scenes: Annotated[int, typer.Option(min=10, help="Scale-world scenes in the corpus (1 in 10 held out).")] = 4000,
     questions: Annotated[
         int | None, typer.Option(min=0, help="Held-out questions to evaluate (default 800; 0 = all).")
@@ -789,7 +808,9 @@ def ablate(
         "configs/ablate.yaml"
     ),
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (overrides the file's out).")] = None,
-    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda (overrides the file's device).")] = None,
+    device: Annotated[
+        str | None, typer.Option(help="auto | cpu | cuda | cuda:N (overrides the file's device).")
+    ] = None,
     quick: Annotated[
         bool, typer.Option("--quick", help="Two seeds and a small budget: same rows and statistics, minutes.")
     ] = False,

@@ -128,7 +128,8 @@ class TrainConfig:
 
         need(self.stage in (1, 2), "stage", f"must be 1 or 2, got {self.stage!r}")
         need(self.adapter in ADAPTERS, "adapter", f"must be one of {', '.join(ADAPTERS)}, got {self.adapter!r}")
-        need(self.device in DEVICES, "device", f"must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        need(self.device in DEVICES or re.fullmatch(r"cuda:\d+", self.device) is not None, "device",
+             f"must be one of {', '.join(DEVICES)} or cuda:N, got {self.device!r}")  # fmt: skip
         need(self.quantize in (None, *QUANTIZE), "quantize", f"must be nf4 or none, got {self.quantize!r}")
         try:
             GateSource.parse(self.gate_gsd)
@@ -203,6 +204,47 @@ def read_yaml(path: Path):
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise ConfigError(f"config file {path} is not valid YAML: {problem}{where}") from None
+
+
+def parse_overrides(items: list[str]) -> dict[str, str]:
+    """torchtune-style ``KEY=VALUE`` overrides (any TrainConfig key; values typed as YAML values are)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise ConfigError(f"overrides must look like KEY=VALUE (e.g. beta=0.3), got {item!r}")
+        out[key] = read_yaml_value(value)
+    return out
+
+
+def read_yaml_value(text: str):
+    """One value as YAML reads it (``0.3`` a number, ``[a, b]`` a list, ``true`` a bool), else the text."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text) if text.strip() else text
+    except yaml.YAMLError:
+        return text
+
+
+def check_runnable(cfg: TrainConfig) -> None:
+    """What a run needs beyond valid values: a run folder and existing training data (ConfigError)."""
+    if not cfg.out:
+        raise ConfigError("out: a run folder is needed (--out)")
+    if not cfg.data:
+        raise ConfigError("data: training data is needed, a build-data output folder (--data)")
+    if not Path(cfg.data).exists():
+        raise ConfigError(f"data: {cfg.data} does not exist")
+
+
+def keys_and_defaults() -> str:
+    """Every TrainConfig key with its default, for ``train --help``."""
+    parts = []
+    for f in dataclasses.fields(TrainConfig):
+        value = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        parts.append(f"{f.name}={value!r}" if isinstance(value, str) else f"{f.name}={value}")
+    return ", ".join(parts)
 
 
 def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:

@@ -30,13 +30,21 @@ class DistInfo:
 def setup(device: str = "auto") -> DistInfo:
     """Join the process group torchrun set up (gloo on CPU, NCCL on GPU); a single process otherwise.
 
-    ``device``: auto (cuda when available), cpu, or cuda (an error without a GPU).
+    ``device``: auto (cuda when available), cpu, cuda (an error without a GPU) or cuda:N (that GPU, for a
+    single process; with several processes each takes the GPU of its local rank).
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device cuda was asked for, but torch sees no GPU")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device} was asked for, but torch sees no GPU")
+    if device.startswith("cuda:"):
+        index = int(device.split(":", 1)[1])
+        if world > 1:
+            raise RuntimeError(f"device {device} names one GPU, but {world} processes run: use device cuda")
+        if index >= torch.cuda.device_count():
+            raise RuntimeError(f"device {device} was asked for, but torch sees {torch.cuda.device_count()} GPU(s)")
+        local = index
     if device != "cpu" and torch.cuda.is_available():
         torch.cuda.set_device(local)
         device = torch.device("cuda", local)

@@ -23,13 +23,17 @@ STAGE1_INSTRUCTIONS = "data.json"
 
 
 def resolve_device(device: str) -> str:
-    """auto -> cuda when torch sees a GPU, else cpu; cpu and cuda as given (cuda must exist)."""
+    """auto -> cuda when torch sees a GPU, else cpu; cpu, cuda and cuda:N as given (the GPU must exist)."""
+    import re
+
     import torch
 
-    if device not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda was asked for, but torch sees no GPU")
+    if device not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d+", device):
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device} was asked for, but torch sees no GPU")
+    if device.startswith("cuda:") and int(device[5:]) >= torch.cuda.device_count():
+        raise ValueError(f"device {device} was asked for, but torch sees {torch.cuda.device_count()} GPU(s)")
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device

@@ -26,8 +26,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported where a decision is made: parsing a source stays light
+    import torch
 
 GATE_SOURCES = "oracle | predicted | mixed:P | noisy:SIGMA | fixed:METRES | none"
 
@@ -121,6 +123,8 @@ class GateSource:
         decades, drawn by the caller so that batching cannot change it), else SIGMA x N(0, 1) drawn from
         ``generator``; ``mixed`` draws its samples from ``generator``.
         """
+        import torch
+
         truth = effective_log10.detach().to(torch.float64).cpu()
         nan = torch.full_like(truth, math.nan)
         if self.kind == "fixed":
