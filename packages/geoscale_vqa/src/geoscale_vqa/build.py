@@ -222,31 +222,9 @@ def _remove_own_tmp(out: Path, jobs: list[ShardJob], tag: str, parts: int) -> No
 
 
 def _progress(console):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        ProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-    from rich.text import Text
+    from .progress import progress_bar
 
-    class Rate(ProgressColumn):
-        def render(self, task):
-            return Text(f"{task.speed or 0:,.1f} samples/s", style="cyan")
-
-    return Progress(
-        TextColumn("[bold]building"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        Rate(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    )
+    return progress_bar(console, "building", rate_unit="samples/s")
 
 
 def _run_jobs(jobs: list[ShardJob], out: Path, settings: SampleSettings, workers: int, on_record, console) -> None:

@@ -142,7 +142,8 @@ def predict_archive(
     part: tuple[int, int] = (0, 1),
     console=None,
 ) -> ArchiveResult:
-    from .evaluate import progress_bar
+    from geoscale_vqa.progress import progress_bar
+
     from .predict import metadata_gsd
 
     archive, asked = list_images(images), read_questions(questions)

@@ -18,6 +18,8 @@ import math
 from collections import Counter
 from pathlib import Path
 
+from geoscale_vqa.progress import progress_bar
+
 from .inference import EvalModel, ImageCache, Item, Tiling, answer_batch, code_version
 from .scale import GateSource
 
@@ -88,14 +90,6 @@ def prediction_row(question, answer) -> dict:
 
 def _resize_kind(source_width: int, input_width: int) -> str:
     return "downscaled" if source_width > input_width else "upscaled" if source_width < input_width else "unchanged"
-
-
-def progress_bar(console, title: str):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(
-        TextColumn(f"[bold]{title}[/bold]"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
-    )
 
 
 def run_questions(

@@ -155,17 +155,12 @@ class _Metrics:
 
 
 def _progress(console):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from geoscale_vqa.progress import progress_bar
 
-    return Progress(
-        TextColumn("[bold]train[/bold]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]} · lm {task.fields[lm]} · gsd-nll {task.fields[nll]}"),
-        TextColumn("lr {task.fields[lr]} · {task.fields[tps]} tok/s"),
-        TimeRemainingColumn(),
-        console=console,
-    )
+    return progress_bar(console, "train", fields=(
+        "loss {task.fields[loss]} · lm {task.fields[lm]} · gsd-nll {task.fields[nll]}",
+        "lr {task.fields[lr]} · {task.fields[tps]} tok/s",
+    ))  # fmt: skip
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
