@@ -18,6 +18,7 @@ from PIL import Image
 from geoscale_vqa.pipeline import SampleSettings, make_sample
 from geoscale_vqa.plan import make_plan
 from geoscale_vqa.records import TIERS, Item
+from geoscale_vqa.rsvqa_layout import LAYOUTS
 from geoscale_vqa.sources import SourceSpec
 from geoscale_vqa.sources.rsvqa import rsvqa_items
 
@@ -275,17 +276,7 @@ def test_rsvqa_records_fuzz():
             for part, records in (("images", images), ("questions", questions), ("answers", answers)):
                 (root / f"LR_split_train_{part}.json").write_text(json.dumps({part: records}), encoding="utf-8")
             counted.append(len(images) + len(questions) + len(answers))
-            entries = list(
-                rsvqa_items(
-                    root,
-                    source="rsvqa-lr",
-                    prefix="LR",
-                    image_dir="Images_LR",
-                    extensions=(".tif",),
-                    splits=("train",),
-                    dataset_gsd_m=10.0,
-                )  # fmt: skip
-            )
+            entries = list(rsvqa_items(root, layout=LAYOUTS["LR"], splits=("train",)))
             items = [e for e in entries if isinstance(e, Item)]
             rejects = [e for e in entries if not isinstance(e, Item)]
             kept = {(item.image_id, q.question, q.answer) for item in items for q in item.qa}

@@ -2,7 +2,7 @@
 
 `{LR|USGS|RSVQAxBEN}_split_{split}_{questions,answers,images}.json` next to `Images_LR/{id}.tif` (LR),
 `Data/{id}.tif|png` (HR) or `Images/{id}.tif` (xBEN); see docs/design.md section 3 and
-`geoscale_vqa.sources.rsvqa`, which reads the same files for corpus building. This reader keeps the
+`geoscale_vqa.sources.rsvqa`, which reads the same files (one layout: `geoscale_vqa.rsvqa_layout`) for corpus building. This reader keeps the
 question ids (the corpus adapter does not need them) and raises on malformed files instead of
 rejecting records, so it is separate.
 
@@ -31,6 +31,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from ..rsvqa_layout import LAYOUTS
 from .answers import extract_bin, extract_number, normalise_text, normalise_yes_no, split_items
 from .common import group_stats, load_json_file, mean_accuracy, micro, require
 from .judge import MISSING, Outcome
@@ -38,10 +39,10 @@ from .official_rsvqa import rsvqa_encoding
 from .prompts import short_answer_prompt
 from .records import Answer, Benchmark, Question
 
+# The layout (file names, image folders, GSDs) is shared with the corpus adapter: geoscale_vqa.rsvqa_layout.
 VARIANTS = {
-    "LR": {"name": "rsvqa-lr", "images": "Images_LR", "extensions": (".tif",), "gsd_m": 10.0},
-    "USGS": {"name": "rsvqa-hr", "images": "Data", "extensions": (".tif", ".png"), "gsd_m": 0.15},
-    "RSVQAxBEN": {"name": "rsvqa-xben", "images": "Images", "extensions": (".tif", ".png"), "gsd_m": 10.0},
+    prefix: {"name": layout.name, "images": layout.images, "extensions": layout.extensions, "gsd_m": layout.gsd_m}
+    for prefix, layout in LAYOUTS.items()
 }
 _QUESTIONS_FILE = re.compile(r"^(LR|USGS|RSVQAxBEN)_split_(.+)_questions\.json$")
 METRIC_DEFINITIONS = {
@@ -124,7 +125,7 @@ def _active_images(records, path: Path) -> tuple[set, int]:
 def load_rsvqa(path, images=None, *, split: str = "test", with_images: bool = True) -> Benchmark:
     root, prefix, split = _locate(Path(path), split)
     variant = VARIANTS[prefix]
-    files = [root / f"{prefix}_split_{split}_{part}.json" for part in ("questions", "answers", "images")]
+    files = list(LAYOUTS[prefix].split_files(root, split).values())
     parts = {}
     for file, part in zip(files, ("questions", "answers", "images")):
         if not file.exists():

@@ -15,11 +15,10 @@ from pathlib import Path
 
 from ..qa.tiers import source_tier
 from ..records import QA, Item, Reject
+from ..rsvqa_layout import LAYOUTS, Layout
 from . import _fields as fields
 from ._common import load_index, require_dir
 from .registry import Adapter, SourceError, SourceOptions, register
-
-PARTS = ("questions", "answers", "images")
 
 
 def _index(records: list, what: str, source: str, split: str, path: Path) -> tuple[dict, list[Reject]]:
@@ -52,7 +51,7 @@ def _load_split(root: Path, prefix: str, split: str, source: str):
     The three files are the source's index: one that is missing, unreadable or not shaped as RSVQA's
     stops the build (SourceError), since none of the split's records could be linked without it.
     """
-    files = {part: root / f"{prefix}_split_{split}_{part}.json" for part in PARTS}
+    files = LAYOUTS[prefix].split_files(root, split)
     if not any(p.exists() for p in files.values()):
         return None, []
     loaded = {}
@@ -134,17 +133,9 @@ def _image_qa(image: dict, questions: dict, answers: dict, source: str, split: s
     return qa, rejects
 
 
-def rsvqa_items(
-    root: Path,
-    *,
-    source: str,
-    prefix: str,
-    image_dir: str,
-    extensions: tuple[str, ...],
-    splits: tuple[str, ...],
-    dataset_gsd_m: float,
-) -> Iterator[Item | Reject]:
-    for split in splits:
+def rsvqa_items(root: Path, *, layout: Layout, splits: tuple[str, ...] | None = None) -> Iterator[Item | Reject]:
+    source, prefix = layout.name, layout.prefix
+    for split in splits or layout.splits:
         loaded, rejects = _load_split(root, prefix, split, source)
         yield from rejects
         if loaded is None:
@@ -166,40 +157,23 @@ def rsvqa_items(
                 continue
             seen.add(image_id)
             yield from qa_rejects
-            candidates = [str(root / image_dir / f"{image_id}{ext}") for ext in extensions]
             yield Item(
                 source=source,
                 split=split,
                 image_id=str(image_id),
-                image={"path": candidates},
-                dataset_gsd_m=dataset_gsd_m,
+                image={"path": [str(p) for p in layout.image_candidates(root, image_id)]},
+                dataset_gsd_m=layout.gsd_m,
                 qa=qa,
                 root=str(root),
             )
 
 
 def _lr_items(arg: str, options: SourceOptions):
-    return rsvqa_items(
-        Path(arg),
-        source="rsvqa-lr",
-        prefix="LR",
-        image_dir="Images_LR",
-        extensions=(".tif",),
-        splits=("train", "val", "test"),
-        dataset_gsd_m=10.0,
-    )
+    return rsvqa_items(Path(arg), layout=LAYOUTS["LR"])
 
 
 def _hr_items(arg: str, options: SourceOptions):
-    return rsvqa_items(
-        Path(arg),
-        source="rsvqa-hr",
-        prefix="USGS",
-        image_dir="Data",
-        extensions=(".tif", ".png"),
-        splits=("train", "val", "test", "test_phili"),
-        dataset_gsd_m=0.15,
-    )
+    return rsvqa_items(Path(arg), layout=LAYOUTS["USGS"])
 
 
 def _validator(kind: str, prefix: str):
