@@ -3,8 +3,8 @@
 `{LR|USGS|RSVQAxBEN}_split_{split}_{questions,answers,images}.json` next to `Images_LR/{id}.tif` (LR),
 `Data/{id}.tif|png` (HR) or `Images/{id}.tif` (xBEN); see docs/design.md section 3 and
 `geoscale_vqa.sources.rsvqa`, which reads the same files (one layout: `geoscale_vqa.rsvqa_layout`) for
-corpus building. This reader keeps the question ids (the corpus adapter does not need them) and raises on malformed files instead of
-rejecting records, so it is separate.
+corpus building. This reader keeps the question ids (the corpus adapter does not need them) and raises on
+malformed files instead of rejecting records, so it is separate.
 
 `path` is the dataset folder (then `split`, default "test") or one `*_split_<split>_questions.json`.
 The split files as the datasets' own generators write them (syvlo/RSVQA `AutomaticDB/Splits.py`,
