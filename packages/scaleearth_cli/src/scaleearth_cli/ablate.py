@@ -32,6 +32,7 @@ from .recipe import (
     spoof_step,
     train_step,
 )
+from .results import EvalResult, Scores
 from .stats import mean_ci, paired_bootstrap
 
 TABLE_NAME, VALUES_NAME, SPOOF_PLOT_NAME = "ablation.md", "ablation.json", "spoof_b4_vs_cshlora.png"
@@ -255,12 +256,12 @@ def ablate(cfg: AblationConfig, console=None) -> AblationResult:
 
 
 def _numbers(results: dict) -> dict:
-    sseu = (results.get("sseu") or {}).get("metrics", {})
+    r = EvalResult.from_dict(results)
     return {
-        "questions": results["counts"]["questions"],
-        "accuracy": results["metrics"]["overall"],
-        "tier_mean": results["metrics"]["tier_mean"],
-        "sseu_mae_log10": sseu.get("mae_log10"),
+        "questions": r.questions,
+        "accuracy": r.scores.accuracy,
+        "tier_mean": r.scores.tier_mean,
+        "sseu_mae_log10": r.sseu.mae_log10 if r.sseu else None,
     }
 
 
@@ -275,8 +276,9 @@ def summarise(rows: list[Row], values: list[dict], prior: dict | None, types: li
     base = [v["correct"] for v in by_row.get(B2, [])]
     out = {"prior": None, "rows": [], "types": {}}
     if prior is not None:
-        out["prior"] = {"accuracy": prior["metrics"]["overall"], "definition": prior["definition"],
-                        "type": {t: g["accuracy"] for t, g in prior["groups"]["type"].items()}}  # fmt: skip
+        scores = Scores.from_dict(prior)
+        out["prior"] = {"accuracy": scores.accuracy, "definition": prior["definition"],
+                        "type": {t: acc for t, (_, acc) in scores.types.items()}}  # fmt: skip
     for row in rows:
         mine = by_row[row.name]
         if not mine:

@@ -498,6 +498,7 @@ def eval_cmd(
 
     from .evaluate import evaluate
     from .inference import Tiling
+    from .results import EvalResult
     from .scale import GateSource
 
     console = Console()
@@ -521,15 +522,15 @@ def eval_cmd(
     except ValueError as err:
         raise _fail(console, err) from None
     console.print(results_table(results))
-    gsd = results["run"]["gsd"]
-    console.print("gate GSD per question: " + ", ".join(f"{n} {b}" for b, n in gsd["branches"].items()))
-    if gsd["note"]:
-        console.print(gsd["note"])
-    if results.get("sseu"):
-        m = results["sseu"]["metrics"]
+    typed = EvalResult.from_dict(results)
+    console.print("gate GSD per question: " + ", ".join(f"{n} {b}" for b, n in typed.branches.items()))
+    if typed.gsd_note:
+        console.print(typed.gsd_note)
+    if typed.sseu:
+        m = typed.sseu
         console.print(
-            f"SSE-U: MAE {m['mae_log10']:.3f} decades ({m['mae_m']:.3g} m), 95 % coverage {m['coverage_95']:.2f}; "
-            f"plot {results['sseu']['calibration_plot']}"
+            f"SSE-U: MAE {m.mae_log10:.3f} decades ({m.mae_m:.3g} m), 95 % coverage {m.coverage_95:.2f}; "
+            f"plot {m.calibration_plot}"
         )
     console.print(f"results: {Path(out) / 'results.json'}")
 

@@ -30,6 +30,7 @@ from .recipe import (
     spoof_step,
     train_step,
 )
+from .results import EvalResult
 
 SUMMARY_NAME = "summary.json"
 TIERS = ("object", "structure", "semantic", "scale")
@@ -139,7 +140,7 @@ def quickstart(cfg: QuickstartConfig, console=None) -> QuickstartResult:
         console=console,
     )  # fmt: skip
     plots = [out / "spoof" / "spoof.png"]
-    plots += [Path(r["sseu"]["calibration_plot"]) for r in evals.values() if r.get("sseu")]
+    plots += [r.sseu.calibration_plot for r in map(EvalResult.from_dict, evals.values()) if r.sseu]
     result = QuickstartResult(out, evals, spoof, plots, steps)
     (out / SUMMARY_NAME).write_text(json.dumps(summary(result), indent=1) + "\n")
     return result
@@ -159,12 +160,13 @@ def _predictions(folder: Path) -> list[dict]:
 
 def checks(result: QuickstartResult) -> dict:
     """Each learning target: the measured value, the target and whether it is met (on the oracle eval)."""
-    oracle = result.evals["oracle"]
-    prior = oracle["blind_prior"]
+    oracle = EvalResult.from_dict(result.evals["oracle"])
+    prior = oracle.prior
+    prior_of = {t: acc for t, (_, acc) in prior.types.items()}
     below = {
-        t: {"accuracy": g["accuracy"], "prior": prior["groups"]["type"][t]["accuracy"], "n": g["n"]}
-        for t, g in oracle["groups"]["type"].items()
-        if g["n"] >= TARGET_TYPE_MIN_N and g["accuracy"] < prior["groups"]["type"].get(t, {"accuracy": 0})["accuracy"]
+        t: {"accuracy": acc, "prior": prior_of[t], "n": n}
+        for t, (n, acc) in oracle.scores.types.items()
+        if n >= TARGET_TYPE_MIN_N and acc < prior_of.get(t, 0.0)
     }
     answers = Counter(row["prediction"] for row in _predictions(result.out / "eval-oracle"))
     top, top_n = answers.most_common(1)[0] if answers else ("", 0)
@@ -172,10 +174,10 @@ def checks(result: QuickstartResult) -> dict:
     best = max(points, key=lambda p: p["accuracy"])
     factor = max(best["gsd_m"], result.spoof["true_gsd_m"]) / min(best["gsd_m"], result.spoof["true_gsd_m"])
     rise = best["accuracy"] - max(points[0]["accuracy"], points[-1]["accuracy"])
-    sseu = (oracle.get("sseu") or {}).get("metrics", {})
-    mae, cov = sseu.get("mae_log10", math.inf), sseu.get("coverage_90", math.nan)
+    mae = oracle.sseu.mae_log10 if oracle.sseu else math.inf
+    cov = oracle.sseu.coverage_90 if oracle.sseu and oracle.sseu.coverage_90 is not None else math.nan
     lo, hi = TARGET_COVERAGE_90
-    margin = oracle["metrics"]["overall"] - prior["metrics"]["overall"]
+    margin = oracle.scores.accuracy - prior.accuracy
     return {
         "beats_prior_by": {"value": margin, "target": TARGET_MARGIN, "met": margin >= TARGET_MARGIN},
         "types_below_prior": {"value": below, "target": f"none with n >= {TARGET_TYPE_MIN_N}", "met": not below},
@@ -194,38 +196,35 @@ def checks(result: QuickstartResult) -> dict:
 def summary(result: QuickstartResult) -> dict:
     """The numbers of the final table, as saved in summary.json."""
     rows = []
-    oracle_prior = result.evals["oracle"].get("blind_prior")
-    if oracle_prior is not None:
-        tiers = oracle_prior["groups"]["tier"]
+    oracle = EvalResult.from_dict(result.evals["oracle"])
+    if oracle.prior is not None:
         rows.append({
-            "gsd_source": "blind prior (no image)", "questions": result.evals["oracle"]["counts"]["questions"],
-            "accuracy": oracle_prior["metrics"]["overall"], "tier_mean": oracle_prior["metrics"]["tier_mean"],
-            **{f"acc_{t}": tiers[t]["accuracy"] if t in tiers else None for t in TIERS},
+            "gsd_source": "blind prior (no image)", "questions": oracle.questions,
+            "accuracy": oracle.prior.accuracy, "tier_mean": oracle.prior.tier_mean,
+            **{f"acc_{t}": oracle.prior.tiers.get(t) for t in TIERS},
             "sseu_mae_log10": None, "gate_branches": None,
         })  # fmt: skip
-    for source, r in result.evals.items():
-        tiers = r["groups"]["tier"]
-        sseu = (r.get("sseu") or {}).get("metrics", {})
+    for source, raw in result.evals.items():
+        r = EvalResult.from_dict(raw)
         rows.append(
             {
                 "gsd_source": source,
-                "questions": r["counts"]["questions"],
-                "accuracy": r["metrics"]["overall"],
-                "tier_mean": r["metrics"]["tier_mean"],
-                **{f"acc_{t}": tiers[t]["accuracy"] if t in tiers else None for t in TIERS},
-                "sseu_mae_log10": sseu.get("mae_log10"),
-                "gate_branches": r["run"]["gsd"]["branches"],
+                "questions": r.questions,
+                "accuracy": r.scores.accuracy,
+                "tier_mean": r.scores.tier_mean,
+                **{f"acc_{t}": r.scores.tiers.get(t) for t in TIERS},
+                "sseu_mae_log10": r.sseu.mae_log10 if r.sseu else None,
+                "gate_branches": r.branches,
             }
         )
     best = max(result.spoof["points"], key=lambda p: p["accuracy"])
     return {
         "evals": rows,
         "types": {
-            t: {"n": g["n"], "accuracy": g["accuracy"],
-                "prior": (oracle_prior or {}).get("groups", {}).get("type", {}).get(t, {}).get("accuracy")}
-            for t, g in result.evals["oracle"]["groups"]["type"].items()
+            t: {"n": n, "accuracy": acc, "prior": oracle.prior.types.get(t, (0, None))[1] if oracle.prior else None}
+            for t, (n, acc) in oracle.scores.types.items()
         },
-        "checks": checks(result) if oracle_prior is not None else None,
+        "checks": checks(result) if oracle.prior is not None else None,
         "spoof": {
             "true_gsd_m": result.spoof["true_gsd_m"], "best_gsd_m": best["gsd_m"], "best_accuracy": best["accuracy"],
             "curve": [{"gsd_m": p["gsd_m"], "accuracy": p["accuracy"]} for p in result.spoof["points"]],
