@@ -105,3 +105,24 @@ def test_the_default_config_loads_with_every_row():
     quick = load_ablation_config(DEFAULT_CONFIG, quick=True)
     assert quick.seeds == [0, 1] and quick.train_config(2, data="-", out="-", model="-").max_steps == 300
     assert quick.train_config(2, data="-", out="-", model="-").r == cfg.train_config(2, data="-", out="-", model="-").r
+
+
+def test_eval_result_reads_the_keys_once():
+    from scaleearth_cli.results import EvalResult
+
+    raw = {
+        "counts": {"questions": 3},
+        "metrics": {"overall": 2 / 3, "tier_mean": 0.5},
+        "groups": {"tier": {"object": {"n": 2, "accuracy": 0.5}}, "type": {"count": {"n": 3, "accuracy": 2 / 3}}},
+        "blind_prior": {"metrics": {"overall": 1 / 3, "tier_mean": 0.25}, "definition": "most frequent",
+                        "groups": {"type": {"count": {"n": 3, "accuracy": 1 / 3}}}},
+        "run": {"gsd": {"branches": {"metadata": 3}, "note": ""}},
+        "sseu": {"metrics": {"mae_log10": 0.2, "coverage_90": 0.9}, "calibration_plot": "p.png"},
+    }  # fmt: skip
+    r = EvalResult.from_dict(raw)
+    assert (r.questions, r.scores.accuracy, r.scores.tiers, r.scores.types) == (3, 2 / 3, {"object": 0.5},
+                                                                               {"count": (3, 2 / 3)})  # fmt: skip
+    assert r.prior.accuracy == 1 / 3 and r.prior_definition == "most frequent"
+    assert r.sseu.mae_log10 == 0.2 and str(r.sseu.calibration_plot) == "p.png" and r.branches == {"metadata": 3}
+    xlrs = EvalResult.from_dict({"counts": {"questions": 1}, "metrics": {"micro": 1.0}})
+    assert xlrs.scores is None and xlrs.prior is None and xlrs.sseu is None

@@ -1,5 +1,8 @@
 """A typed view of one evaluation's ``results.json``: what the CLI, ``quickstart`` and ``ablate`` read.
 
+The public benchmarks keep their own metric names (XLRS micro/macro, RSVQA OA/AA, OmniEarth L1...) in
+``raw["metrics"]``; :attr:`EvalResult.scores` is the GeoScale accuracy (overall, per tier, per type).
+
 ``results.json`` stays the file format (and the benchmark scorers' own keys); code that needs numbers from
 it reads them through :class:`EvalResult` so the nested keys are spelled in one place.
 """
@@ -42,7 +45,7 @@ class SSEUScores:
 @dataclass(frozen=True)
 class EvalResult:
     questions: int
-    scores: Scores
+    scores: Scores | None  # GeoScale splits (accuracy per tier and type); None for the public benchmarks
     prior: Scores | None  # the blind prior of the same questions (GeoScale splits)
     prior_definition: str | None
     branches: dict[str, int]  # where the gate's GSD came from: metadata / estimate / default
@@ -58,7 +61,7 @@ class EvalResult:
         gsd = (results.get("run") or {}).get("gsd") or {}
         return cls(
             questions=results["counts"]["questions"],
-            scores=Scores.from_dict(results),
+            scores=Scores.from_dict(results) if "overall" in results.get("metrics", {}) else None,
             prior=Scores.from_dict(prior) if prior else None,
             prior_definition=prior.get("definition") if prior else None,
             branches=dict(gsd.get("branches") or {}),
