@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from hf_testutil import tiny_qwen2
 
 import cshlora
 
@@ -13,12 +14,7 @@ transformers = pytest.importorskip("transformers")
 
 @pytest.fixture
 def qwen2():
-    torch.manual_seed(0)
-    config = transformers.Qwen2Config(
-        vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=64, eos_token_id=None, pad_token_id=0,
-    )  # fmt: skip
-    model = transformers.Qwen2ForCausalLM(config).eval()
+    model = tiny_qwen2(eos_token_id=None)
     cshlora.inject(model, cshlora.CSHLoRAConfig(r=8, alpha=16))
     with torch.no_grad():  # B = 0 would make every scale give the same output
         for _, layer in cshlora.cshlora_layers(model):

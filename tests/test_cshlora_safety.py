@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from hf_testutil import tiny_qwen2
 
 import cshlora
 
@@ -15,12 +16,7 @@ from cshlora.peft import PLAIN_PEFT_GUARD, cshlora_lora_config, from_pretrained,
 
 
 def _qwen2():
-    torch.manual_seed(0)
-    config = transformers.Qwen2Config(
-        vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=64, pad_token_id=0,
-    )  # fmt: skip
-    return transformers.Qwen2ForCausalLM(config).eval()
+    return tiny_qwen2()
 
 
 def _randomise_adapter(model):

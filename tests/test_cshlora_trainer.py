@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from hf_testutil import tiny_qwen2
 
 import cshlora
 import cshlora.hf
@@ -15,12 +16,7 @@ VOCAB = 64
 
 
 def _qwen2():
-    torch.manual_seed(0)
-    config = transformers.Qwen2Config(
-        vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=64, pad_token_id=0,
-    )  # fmt: skip
-    return transformers.Qwen2ForCausalLM(config)
+    return tiny_qwen2(vocab=VOCAB, train=True)
 
 
 def _gsd_of(first_token: int) -> float:
