@@ -150,3 +150,16 @@ def test_pretraining_captions_count_what_can_be_counted_and_never_state_the_gsd(
                 seen_zero |= n == 0
                 seen_many |= n > 1
     assert seen_zero and seen_many
+
+
+def test_devices_take_cuda_n():
+    import torch
+
+    from scaleearth_cli.recipe import resolve_device
+
+    assert resolve_device("cpu") == "cpu"
+    with pytest.raises(ValueError, match="auto, cpu, cuda or cuda:N"):
+        resolve_device("gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="cuda:1 was asked for, but torch sees no GPU"):
+            resolve_device("cuda:1")
