@@ -66,3 +66,30 @@ def test_design_notes_cited_by_the_code_are_in_the_repository():
             cited.setdefault(n, []).append(path.name)
     assert cited, "nothing cites docs/design.md (update this test if that is intended)"
     assert set(cited) <= sections, {n: cited[n] for n in set(cited) - sections}
+
+
+def test_the_three_gsd_range_warnings_say_the_same():
+    """cshlora, sseu and geoscale_vqa each check GSDs at their own boundary (each installs alone): the range,
+    the warning's class name and its wording must be the same in all three."""
+    import warnings
+
+    import torch
+
+    import cshlora
+    import geoscale_vqa.gsd
+    import sseu.gsd
+
+    caught = {}
+    for name, call in {
+        "cshlora": lambda: cshlora.log10_gsd(torch.tensor([50_000.0])),
+        "sseu": lambda: sseu.gsd.warn_if_implausible(torch.tensor([4.69897]), "x"),
+        "geoscale_vqa": lambda: geoscale_vqa.gsd.validate_gsd(50_000.0, what="x"),
+    }.items():
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            call()
+        (warning,) = w
+        caught[name] = (type(warning.message).__name__, str(warning.message).split(": ", 1)[1])
+    assert len(set(caught.values())) == 1, caught
+    assert caught["sseu"] == ("ImplausibleGSDWarning", "1 GSD value(s) outside the plausible range 0.01 m - 10 km "
+                                                      "(e.g. 5e+04 m); used as given, check the units")  # fmt: skip

@@ -10,7 +10,7 @@ from ._version import __version__ as __version__
 from .backends import available_backends, register_backend
 from .config import DEFAULT_TARGET_MODULES, DEFAULT_TIERS, CSHLoRAConfig, Tier
 from .export import adapter_for_gsd, export_lora, export_lora_grid, read_export_index
-from .gate import bucket_gate, continuous_gate, log10_gsd
+from .gate import ImplausibleGSDWarning, bucket_gate, continuous_gate, log10_gsd
 from .gates import GATES, RankGate, register_gate
 from .layer import CSHLoRALinear
 from .model import (
@@ -37,6 +37,7 @@ __all__ = [
     "CSHLoRAConfig",
     "CSHLoRALinear",
     "GATES",
+    "ImplausibleGSDWarning",
     "RankGate",
     "register_gate",
     "DEFAULT_TARGET_MODULES",

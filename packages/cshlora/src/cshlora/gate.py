@@ -64,11 +64,25 @@ def warn_if_implausible(s: torch.Tensor, what: str = "log10_gsd") -> None:
         _warn_implausible(sd, what)
 
 
+class ImplausibleGSDWarning(UserWarning):
+    """A GSD outside 0.01 m - 10 km: used as given (never clamped), but probably a unit mistake.
+
+    The same check, range, category name and wording as in ``sseu`` and ``geoscale_vqa`` (each package
+    installs alone, so each has its own; tests/test_workspace.py keeps the three in step).
+    """
+
+
 def _warn_implausible(sd: torch.Tensor, what: str) -> None:
     lo, hi = PLAUSIBLE_LOG10_GSD
-    warnings.warn(
-        f"{what} outside the plausible range 0.01 m - 10 km (log10 in [{lo}, {hi}]): {_show(sd)}; using it as given",
-        stacklevel=4,
+    outside = (sd < lo) | (sd > hi)
+    example = float(sd.reshape(-1)[outside.reshape(-1).nonzero()[0, 0]])
+    warnings.warn(implausible_message(what, int(outside.sum()), 10.0**example), ImplausibleGSDWarning, stacklevel=4)
+
+
+def implausible_message(what: str, count: int, example_m: float) -> str:
+    return (
+        f"{what}: {count} GSD value(s) outside the plausible range 0.01 m - 10 km (e.g. {example_m:.4g} m); "
+        "used as given, check the units"
     )
 
 

@@ -53,6 +53,14 @@ class ImplausibleGSDWarning(UserWarning):
     """A GSD outside 0.01 m - 10 km: kept (never clamped) but probably a unit mistake."""
 
 
+def implausible_message(what: str, count: int, example_m: float) -> str:
+    """The wording shared with cshlora and sseu (tests/test_workspace.py keeps the three in step)."""
+    return (
+        f"{what}: {count} GSD value(s) outside the plausible range 0.01 m - 10 km (e.g. {example_m:.4g} m); "
+        "used as given, check the units"
+    )
+
+
 def is_plausible(gsd_m: float) -> bool:
     return PLAUSIBLE_RANGE_M[0] <= gsd_m <= PLAUSIBLE_RANGE_M[1]
 
@@ -77,12 +85,7 @@ def validate_gsd(value, *, what: str = "GSD", warn: bool = True) -> float:
             f"circumference), got {gsd:g}"
         )
     if warn and not is_plausible(gsd):
-        warnings.warn(
-            f"{what} = {gsd} m is outside the plausible range {PLAUSIBLE_RANGE_M[0]} m - "
-            f"{PLAUSIBLE_RANGE_M[1]:.0f} m (kept as given)",
-            ImplausibleGSDWarning,
-            stacklevel=2,
-        )
+        warnings.warn(implausible_message(what, 1, gsd), ImplausibleGSDWarning, stacklevel=2)
     return gsd
 
 

@@ -49,13 +49,15 @@ def warn_if_implausible(log10_gsd: Tensor, name: str) -> None:
     outside = (log10_gsd < lo) | (log10_gsd > hi)
     if bool(outside.any()):
         example = float(log10_gsd.reshape(-1)[_first_index(outside)])
-        warnings.warn(
-            f"{name}: {int(outside.sum())} GSD value(s) outside the plausible range "
-            f"{PLAUSIBLE_GSD_M[0]} m – {PLAUSIBLE_GSD_M[1]:g} m (e.g. {10.0**example:.4g} m); "
-            "kept as is, check the units",
-            ImplausibleGSDWarning,
-            stacklevel=3,
-        )
+        warnings.warn(implausible_message(name, int(outside.sum()), 10.0**example), ImplausibleGSDWarning, stacklevel=3)
+
+
+def implausible_message(what: str, count: int, example_m: float) -> str:
+    """The wording shared with cshlora and geoscale_vqa (tests/test_workspace.py keeps the three in step)."""
+    return (
+        f"{what}: {count} GSD value(s) outside the plausible range 0.01 m - 10 km (e.g. {example_m:.4g} m); "
+        "used as given, check the units"
+    )
 
 
 def check_log10_gsd(log10_gsd: Tensor, name: str) -> None:
