@@ -183,3 +183,16 @@ def test_help_lists_every_key_with_its_default():
     for f in dataclasses.fields(TrainConfig):
         assert f"{f.name}=" in text.replace(" ", "") or f"{f.name}=" in text, f.name
     assert "--lora-rank" in text and "--lora-alpha" in text
+
+
+def test_every_train_flag_is_a_config_key():
+    """The flags are TrainConfig keys of the same name, so nothing copies them field by field."""
+    import inspect
+
+    from scaleearth_cli.cli import train
+    from scaleearth_cli.config import TrainConfig
+
+    names = set(inspect.signature(train).parameters) - {"config", "settings"}
+    assert names <= {f.name for f in dataclasses.fields(TrainConfig)}, names - {
+        f.name for f in dataclasses.fields(TrainConfig)
+    }

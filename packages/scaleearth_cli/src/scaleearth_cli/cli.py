@@ -271,9 +271,14 @@ def _check_corpus(cfg) -> None:
     raise ValueError(message)
 
 
-def _train_overrides(**flags) -> dict:
-    """Flags the user gave (None = not given, so the config file or the default applies)."""
-    return {k: v for k, v in flags.items() if v is not None}
+def _train_overrides(flags: dict) -> dict:
+    """The TrainConfig values of the flags the user gave (None = not given: the file or the default applies)."""
+    out = {}
+    for key, value in flags.items():
+        if key in ("config", "settings") or value is None or value == []:
+            continue
+        out[key] = str(value) if isinstance(value, Path) else value
+    return out
 
 
 @app.command()
@@ -345,6 +350,7 @@ def train(
 
         uv run scaleearth train --config run.yaml --nproc 2 --resume auto
     """
+    flags = dict(locals())  # every option is a TrainConfig key of the same name (but config and settings)
     from rich.console import Console
 
     from .config import RESOLVED_CONFIG_NAME, ConfigError, check_runnable, load_config, parse_overrides
@@ -356,16 +362,7 @@ def train(
     except ConfigError as err:
         typer.echo(f"error: {one_line(err)}", err=True)
         raise typer.Exit(2) from None
-    overrides = settings_given | _train_overrides(
-        stage=stage, data=str(data) if data else None, out=str(out) if out else None, model=model, adapter=adapter,
-        quantize=quantize, gate_gsd=gate_gsd, r=r, alpha=alpha, gsd_loss_weight=gsd_loss_weight,
-        sources=sources or None, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
-        warmup_steps=warmup_steps, max_length=max_length, save_every=save_every, log_every=log_every, resume=resume,
-        max_bad_steps=max_bad_steps, gradient_checkpointing=gradient_checkpointing, merge=merge,
-        full_finetune=full_finetune, unfreeze_vision=unfreeze_vision, unfreeze_projector=unfreeze_projector,
-        num_workers=num_workers, seed=seed, nproc=nproc, device=device, trust_remote_code=trust_remote_code,
-        progress=progress,
-    )  # fmt: skip
+    overrides = settings_given | _train_overrides(flags)
     try:
         cfg = load_config(config, overrides)
         check_runnable(cfg)
