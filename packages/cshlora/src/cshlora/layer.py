@@ -40,10 +40,12 @@ def as_scale_tensor(value, what: str, device=None, dtype=torch.float32) -> torch
 class ScaleConditioned:
     """Scale state shared by every scale-gated layer (native and PEFT): the stored ``s`` and ``var``.
 
-    Subclasses provide ``gate_kind`` and ``default_log10_gsd``.
+    Subclasses provide ``gate_kind`` (the gate kind's name, for display), ``needs_scale`` (False when every
+    active gate is open: plain LoRA) and ``default_log10_gsd``.
     """
 
     gate_kind: str
+    needs_scale: bool
     default_log10_gsd: float | None
     _scale: torch.Tensor | None = None
     _scale_var: torch.Tensor | None = None
@@ -54,7 +56,7 @@ class ScaleConditioned:
 
     def resolve_scale(self, x: torch.Tensor, log10_gsd=None, var=None):
         """The scale for input ``x``, validated and shaped to broadcast over ``x.shape[:-1]``."""
-        if self.gate_kind == "none":
+        if not self.needs_scale:
             return None, None
         if log10_gsd is not None:
             s = as_scale_tensor(log10_gsd, "log10_gsd", device=x.device)
@@ -160,6 +162,10 @@ class CSHLoRALinear(ScaleConditioned, nn.Module):
         s = s.to(dtype)
         var = var.to(dtype) if var is not None else None
         return self.gate.values(s, var, self.gate_state(), self.config)
+
+    @property
+    def needs_scale(self) -> bool:
+        return not self.gate.is_open
 
     @property
     def adapter_param_names(self) -> tuple[str, ...]:

@@ -91,6 +91,10 @@ class PeftCSHLoRALinear(ScaleConditioned, _PeftLoraLinear):
         return "none" if not kinds else kinds.pop() if len(kinds) == 1 else "+".join(sorted(kinds))
 
     @property
+    def needs_scale(self) -> bool:
+        return any(not gate_for(self.cs_configs[a].gate).is_open for a in self.active_adapters if a in self.cs_configs)
+
+    @property
     def default_log10_gsd(self) -> float | None:
         for a in self.active_adapters:
             if a in self.cs_configs and self.cs_configs[a].default_log10_gsd is not None:

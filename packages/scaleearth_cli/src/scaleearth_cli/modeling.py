@@ -139,7 +139,7 @@ class ScaleEarthVLM(nn.Module):
         self.beta = beta
         self.sseu_warmup_steps = sseu_warmup_steps
         self.seed = seed
-        self.scale_gated = any(layer.gate_kind != "none" for _, layer in cshlora.cshlora_layers(vlm))
+        self.scale_gated = any(layer.needs_scale for _, layer in cshlora.cshlora_layers(vlm))
         if self.scale_gated and sseu_head is None and self.gate_gsd.needs_estimate:
             raise ValueError(f"--gate-gsd {gate_gsd} needs an SSE-U head")
         self.merge_size = int(getattr(vision_tower(vlm), "spatial_merge_size", 2))
