@@ -358,17 +358,10 @@ def train(
 
     console = Console()
     try:
-        settings_given = parse_overrides(settings or [])
-    except ConfigError as err:
-        typer.echo(f"error: {one_line(err)}", err=True)
-        raise typer.Exit(2) from None
-    overrides = settings_given | _train_overrides(flags)
-    try:
-        cfg = load_config(config, overrides)
+        cfg = load_config(config, parse_overrides(settings or []) | _train_overrides(flags))
         check_runnable(cfg)
-    except ConfigError as err:  # one line, and the usage-error exit code as for a bad flag
-        typer.echo(f"error: {one_line(err)}", err=True)
-        raise typer.Exit(2) from None
+    except ConfigError as err:  # a bad value: one line, and the usage-error exit code as for a bad flag
+        raise _fail(console, err, code=2) from None
     _check_corpus(cfg)
     if cfg.nproc > 1:
         from .distributed import launch
@@ -412,9 +405,10 @@ def _load_model(model: str, adapter: Path | None, device: str | None, quantize: 
     return load_eval_model(model, adapter, device=device, quantize=quantize, max_pixels=max_pixels)
 
 
-def _fail(console, err: Exception):
+def _fail(console, err: Exception, code: int = 1):
+    """The one way a command reports an error it expects: one ``error:`` line, exit ``code`` (2: usage)."""
     typer.echo(f"error: {one_line(err)}", err=True)
-    return typer.Exit(1)
+    return typer.Exit(code)
 
 
 Model = Annotated[str, typer.Option(help="Hugging Face id or local folder of the (Stage-1) base model.")]
