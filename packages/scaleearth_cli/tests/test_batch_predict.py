@@ -91,7 +91,7 @@ def test_parts_split_the_images_and_together_give_everything(random_eval_model, 
 
 
 def test_manifest_gsd_and_confinement(random_eval_model, archive, tmp_path):
-    from scaleearth_cli.batch_predict import list_images, predict_archive
+    from scaleearth_cli.batch_predict import list_images, predict_archive, read_questions
 
     result = predict_archive(random_eval_model, archive / "manifest.jsonl", archive / "questions.txt",
                              tmp_path / "m.jsonl", max_new_tokens=2)  # fmt: skip
@@ -105,6 +105,13 @@ def test_manifest_gsd_and_confinement(random_eval_model, archive, tmp_path):
     bad.write_text(json.dumps({"image": "x.png", "gsd_m": -1}) + "\n")
     with pytest.raises(ValueError, match="gsd_m"):
         list_images(bad)
+    bad.write_text('{"image": "x.png"}\n{"image": \n')
+    with pytest.raises(ValueError, match=r"bad.jsonl:2: not JSON"):
+        list_images(bad)
+    questions = tmp_path / "q.jsonl"
+    questions.write_text('{"question": "Is there a road?", "id": "road"}\n{"text": "x"}\n')
+    with pytest.raises(ValueError, match=r"q.jsonl:2: needs a text 'question'"):
+        read_questions(questions)
 
 
 def test_cli_batch_mode(tiny_model_dir, random_run, archive, tmp_path):

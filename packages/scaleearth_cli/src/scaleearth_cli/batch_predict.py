@@ -59,16 +59,7 @@ def list_images(images) -> list[ArchiveImage]:
     if not images.is_file():
         raise ValueError(f"--images {images} is neither a folder nor a manifest file")
     out, seen = [], set()
-    for n, line in enumerate(images.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{images}:{n}"
-        try:
-            record = json.loads(line)
-        except ValueError as err:
-            raise ValueError(f"{where}: not JSON ({err})") from None
-        if not isinstance(record, dict) or not isinstance(record.get("image"), str):
-            raise ValueError(f"{where}: needs an 'image' path")
+    for where, record in _jsonl_records(images.read_text(encoding="utf-8").splitlines(), images, "image"):
         image_id = str(record.get("id", record["image"]))
         if image_id in seen:
             raise ValueError(f"{where}: id {image_id!r} appears twice")
@@ -79,6 +70,21 @@ def list_images(images) -> list[ArchiveImage]:
     return out
 
 
+def _jsonl_records(lines, path, needs: str) -> Iterator[tuple[str, dict]]:
+    """(``file:line``, record) of each non-blank JSON line; each must be an object with a text ``needs``."""
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            record = json.loads(line)
+        except ValueError as err:
+            raise ValueError(f"{where}: not JSON ({err})") from None
+        if not isinstance(record, dict) or not isinstance(record.get(needs), str):
+            raise ValueError(f"{where}: needs a text {needs!r}")
+        yield where, record
+
+
 def read_questions(path) -> list[tuple[str, str]]:
     """[(question id, question)] from a text file (one per line, ids q0, q1, ...) or a JSONL file."""
     path = Path(path)
@@ -87,15 +93,10 @@ def read_questions(path) -> list[tuple[str, str]]:
         raise ValueError(f"--questions {path} holds no question")
     if not lines[0].lstrip().startswith("{"):
         return [(f"q{i}", line.strip()) for i, line in enumerate(lines)]
-    out = []
-    for n, line in enumerate(lines, 1):
-        try:
-            record = json.loads(line)
-        except ValueError as err:
-            raise ValueError(f"{path}:{n}: not JSON ({err})") from None
-        if not isinstance(record, dict) or not isinstance(record.get("question"), str):
-            raise ValueError(f"{path}:{n}: needs a 'question'")
-        out.append((str(record.get("id", f"q{n - 1}")), record["question"]))
+    out = [
+        (str(record.get("id", f"q{n}")), record["question"])
+        for n, (_, record) in enumerate(_jsonl_records(lines, path, "question"))
+    ]
     if len({qid for qid, _ in out}) != len(out):
         raise ValueError(f"{path}: question ids must be unique")
     return out
