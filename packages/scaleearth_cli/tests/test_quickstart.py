@@ -103,6 +103,27 @@ def test_an_interrupted_step_is_rebuilt(tmp_path):
     assert [r.status for r in steps.reports] == ["built", "built", "reused"]
 
 
+def test_a_step_made_by_other_code_is_rebuilt(tmp_path, monkeypatch):
+    """An upgrade (other package sources) must not reuse a corpus or a model the old code made."""
+    import scaleearth_cli.recipe as recipe
+
+    calls = []
+    steps = recipe.Steps()
+    build = lambda: calls.append(1)  # noqa: E731
+    steps.run("s", tmp_path / "step", {"a": 1}, build)
+    steps.run("s", tmp_path / "step", {"a": 1}, build)
+    monkeypatch.setattr(recipe, "code_digest", lambda: "other code")
+    steps.run("s", tmp_path / "step", {"a": 1}, build)
+    assert len(calls) == 2 and [r.status for r in steps.reports] == ["built", "reused", "built"]
+    assert json.loads((tmp_path / "step" / STEP_MARKER).read_text())["code"] == "other code"
+
+
+def test_code_digest_covers_every_package_source():
+    from scaleearth_cli.recipe import code_digest
+
+    assert len(code_digest()) == 16 and code_digest() == code_digest()
+
+
 def test_quickstart_help_and_bad_device():
     runner = CliRunner()
     assert "Example" in runner.invoke(app, ["quickstart", "--help"]).output

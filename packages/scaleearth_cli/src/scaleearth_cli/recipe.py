@@ -1,12 +1,14 @@
 """Building blocks of the ``quickstart`` and ``ablate`` recipes: synthetic inputs, and steps that are reused once done.
 
 A step is a folder plus the settings that produced it. When a step finishes, a marker
-(``scaleearth_step.json``) is written last with a digest of its settings (and of the steps it builds
-on), so a folder with a matching marker is complete and is reused; anything else is rebuilt from scratch.
+(``scaleearth_step.json``) is written last with a digest of its settings, of the steps it builds on and
+of the project's code (``code_digest``), so a folder with a matching marker is complete, was made by this
+code and is reused; anything else is rebuilt from scratch.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -166,6 +168,23 @@ class StepReport:
     seconds: float
 
 
+CODE_PACKAGES = ("cshlora", "sseu", "geoscale_vqa", "scaleearth_cli")
+
+
+@functools.cache
+def code_digest() -> str:
+    """sha256 of the Python sources of the project's packages, as installed (read once per process)."""
+    import importlib
+
+    digest = hashlib.sha256()
+    for name in CODE_PACKAGES:
+        root = Path(importlib.import_module(name).__file__).parent
+        for path in sorted(root.rglob("*.py")):
+            digest.update(f"{name}/{path.relative_to(root).as_posix()}\n".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 @dataclass
 class Steps:
     """Runs named steps, skipping those whose folder holds a marker with the same settings digest."""
@@ -180,7 +199,10 @@ class Steps:
         invalidates everything after it.
         """
         folder = Path(folder)
-        digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        # The code that builds a step is part of what it is: a corpus rendered by an older world, or a model
+        # trained by an older trainer, must not be reused after an upgrade.
+        keyed = {"settings": settings, "code": code_digest()}
+        digest = hashlib.sha256(json.dumps(keyed, sort_keys=True, default=str).encode()).hexdigest()[:16]
         marker = folder / STEP_MARKER
         if marker.is_file() and json.loads(marker.read_text()).get("digest") == digest:
             self.reports.append(StepReport(name, folder, "reused", 0.0))
@@ -193,7 +215,7 @@ class Steps:
         action()
         seconds = time.perf_counter() - started
         folder.mkdir(parents=True, exist_ok=True)
-        record = {"step": name, "digest": digest, "seconds": seconds, "settings": settings}
+        record = {"step": name, "digest": digest, "seconds": seconds, "settings": settings, "code": code_digest()}
         marker.write_text(json.dumps(record, indent=1, default=str) + "\n")
         self.reports.append(StepReport(name, folder, "built", seconds))
         self._say(f"[green]✓[/green] {name}: done in {seconds:.1f} s")
