@@ -34,14 +34,13 @@ def step_gate():
     GATES.pop("step-test")
 
 
-def _reference(layer, x, s):
-    """float64, by hand: base(x) + scaling * ((x A^T) * h(s)) B^T."""
-    A, B = layer.lora_A.double(), layer.lora_B.double()
-    w = layer.step_weight.double()
-    half = torch.arange(layer.r) < layer.r // 2
+def _reference(x, s, base: nn.Linear, A, B, step_weight, scaling):
+    """float64, by hand: base(x) + scaling * ((x A^T) * h(s)) B^T with the step gate."""
+    A, B, w = A.double(), B.double(), step_weight.double()
+    half = torch.arange(len(w)) < len(w) // 2
     h = torch.where((s.double() < 0).unsqueeze(-1) | half, w, torch.zeros_like(w))
-    base = x.double() @ layer.base_layer.weight.double().T + layer.base_layer.bias.double()
-    return base + layer.scaling * ((x.double() @ A.T) * h.unsqueeze(1)) @ B.T
+    y = x.double() @ base.weight.double().T + base.bias.double()
+    return y + scaling * ((x.double() @ A.T) * h.unsqueeze(1)) @ B.T
 
 
 def test_a_registered_gate_runs_in_the_native_layer_and_round_trips(tmp_path):
@@ -56,7 +55,8 @@ def test_a_registered_gate_runs_in_the_native_layer_and_round_trips(tmp_path):
         layer.step_weight.copy_(torch.linspace(0.2, 1.2, 6))
     x, s = torch.randn(2, 3, 12), torch.tensor([math.log10(0.3), math.log10(5.0)])
     cshlora.set_scale(model, s)
-    torch.testing.assert_close(model(x).double(), _reference(layer, x, s), atol=1e-5, rtol=1e-5)
+    expected = _reference(x, s, layer.base_layer, layer.lora_A, layer.lora_B, layer.step_weight, layer.scaling)
+    torch.testing.assert_close(model(x).double(), expected, atol=1e-5, rtol=1e-5)
     assert "q_proj.step_weight" in cshlora.adapter_state_dict(model)
     cshlora.save_adapter(model, tmp_path / "a")
     fresh = nn.Sequential()
@@ -106,11 +106,9 @@ def test_a_registered_gate_runs_through_peft(tmp_path):
     x, s = torch.randn(2, 3, 12), torch.tensor([math.log10(0.3), math.log10(5.0)])
     cshlora.set_scale(model, s)
     out = model(x)
-    native = type("Native", (), {})()  # the reference reads these attributes
-    native.lora_A, native.lora_B = layer.lora_A["default"].weight, layer.lora_B["default"].weight
-    native.step_weight, native.r, native.scaling = layer.lora_step_weight["default"], 6, layer.scaling["default"]
-    native.base_layer = layer.base_layer
-    torch.testing.assert_close(out.double(), _reference(native, x, s), atol=1e-5, rtol=1e-5)
+    expected = _reference(x, s, layer.base_layer, layer.lora_A["default"].weight, layer.lora_B["default"].weight,
+                          layer.lora_step_weight["default"], layer.scaling["default"])  # fmt: skip
+    torch.testing.assert_close(out.double(), expected, atol=1e-5, rtol=1e-5)
     save_pretrained(model, tmp_path / "p")
     reloaded = from_pretrained(base(), tmp_path / "p")
     cshlora.set_scale(reloaded, s)

@@ -118,10 +118,21 @@ def test_a_step_made_by_other_code_is_rebuilt(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "step" / STEP_MARKER).read_text())["code"] == "other code"
 
 
-def test_code_digest_covers_every_package_source():
-    from scaleearth_cli.recipe import code_digest
+def test_source_digest_changes_with_any_source(tmp_path):
+    from scaleearth_cli.recipe import code_digest, source_digest
 
-    assert len(code_digest()) == 16 and code_digest() == code_digest()
+    (tmp_path / "pkg" / "sub").mkdir(parents=True)
+    (tmp_path / "pkg" / "a.py").write_text("x = 1\n")
+    (tmp_path / "pkg" / "sub" / "b.py").write_text("y = 2\n")
+    roots = {"pkg": tmp_path / "pkg"}
+    first = source_digest(roots)
+    (tmp_path / "pkg" / "sub" / "b.py").write_text("y = 3\n")
+    edited = source_digest(roots)
+    (tmp_path / "pkg" / "sub" / "b.py").rename(tmp_path / "pkg" / "c.py")
+    moved = source_digest(roots)
+    (tmp_path / "pkg" / "notes.txt").write_text("not code")
+    assert len({first, edited, moved}) == 3 and source_digest(roots) == moved
+    assert len(code_digest()) == 16
 
 
 def test_quickstart_help_and_bad_device():

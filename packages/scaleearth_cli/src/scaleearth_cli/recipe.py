@@ -176,9 +176,13 @@ def code_digest() -> str:
     """sha256 of the Python sources of the project's packages, as installed (read once per process)."""
     import importlib
 
+    return source_digest({name: Path(importlib.import_module(name).__file__).parent for name in CODE_PACKAGES})
+
+
+def source_digest(roots: dict[str, Path]) -> str:
+    """sha256 over every ``*.py`` below each root, with its path (a renamed or moved file counts too)."""
     digest = hashlib.sha256()
-    for name in CODE_PACKAGES:
-        root = Path(importlib.import_module(name).__file__).parent
+    for name, root in roots.items():
         for path in sorted(root.rglob("*.py")):
             digest.update(f"{name}/{path.relative_to(root).as_posix()}\n".encode())
             digest.update(path.read_bytes())
