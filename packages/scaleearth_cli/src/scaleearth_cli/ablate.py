@@ -30,6 +30,7 @@ from .recipe import (
     pretrain_and_stage1,
     resolve_device,
     spoof_step,
+    sseu_fit_step,
     train_step,
 )
 from .results import EvalResult, Scores
@@ -79,6 +80,7 @@ QUICK = {
     "eval": {"limit": 200},
     "spoof": {"points": 5, "limit": 48},
     "bootstrap_replicates": 2000,
+    "sseu_fit": {"steps": 500},
 }
 
 
@@ -96,6 +98,9 @@ class AblationConfig:
     pretrain: dict = field(default_factory=dict)  # TrainConfig keys of the tiny backbone pretraining
     stage1: dict = field(default_factory=dict)  # TrainConfig keys
     stage2: dict = field(default_factory=dict)  # TrainConfig keys, shared by every row
+    # SSEUFitConfig keys of the one SSE-U fit every row starts from (kept fixed); None: SSE-U trains jointly in
+    # each Stage-2 run instead (its features are then held in memory only batch by batch).
+    sseu_fit: dict | None = field(default_factory=dict)
     eval: EvalSettings = field(default_factory=EvalSettings)
     spoof: SpoofSettings = field(default_factory=SpoofSettings)
     spoof_data: str | None = None  # a benchmark with one true GSD (RSVQA-HR); None: the synthetic spoofing set
@@ -121,6 +126,15 @@ class AblationConfig:
             raise ConfigError("spoof_data: with your own data, name a benchmark with one true GSD (e.g. RSVQA-HR)")
         if self.eval.split == "train":
             raise ConfigError("eval.split: the blind prior and every row are fitted on train; evaluate val or test")
+        if self.sseu_fit is not None:
+            from .sseu_fit import SSEUFitConfig
+
+            if not isinstance(self.sseu_fit, dict):
+                raise ConfigError(f"sseu_fit: expected a mapping of fit-sseu keys or null, got {self.sseu_fit!r}")
+            try:
+                SSEUFitConfig(**self.sseu_fit)
+            except TypeError as err:
+                raise ConfigError(f"sseu_fit: {err}") from None
         if self.bootstrap_replicates < 100:
             raise ConfigError(f"bootstrap_replicates: need >= 100, got {self.bootstrap_replicates}")
         for stage in (0, 1, 2) if self.model == TINY else (1, 2):  # fail before any work starts
@@ -197,15 +211,24 @@ def ablate(cfg: AblationConfig, console=None) -> AblationResult:
     quantize = cfg.train_config(2, data="-", out="-", model="-").resolved_quantize
     models = EvalModels(device, quantize=quantize)  # evaluate in the precision Stage 2 trained in
     runs: dict[tuple, Built] = {}
+    sseu_init, after_fit = {}, []
+    if cfg.sseu_fit is not None:  # one SSE-U fit on the shared Stage-1 features; every row starts from it, fixed
+        from .sseu_fit import SSEUFitConfig
+        from .train import SSEU_HEAD_NAME
+
+        fit_cfg = SSEUFitConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.sseu_fit.items()})
+        fitted = sseu_fit_step(steps, out / "sseu", model=stage1, corpus=corpus, cfg=fit_cfg, device=device,
+                               console=console)  # fmt: skip
+        sseu_init, after_fit = {"sseu_init": str(fitted.path / SSEU_HEAD_NAME), "sseu_freeze": True}, [fitted.digest]
 
     def stage2_run(adapter: str, gate: str, seed: int) -> Built:
         key = (adapter, gate, seed)
         if key not in runs:
             s2 = cfg.train_config(2, data=str(corpus.path), model=str(stage1.path), adapter=adapter, gate_gsd=gate,
                                   out=str(out / "runs" / f"{adapter}-{gate}-seed{seed}"), seed=seed, device=device,
-                                  progress=progress)  # fmt: skip
+                                  progress=progress, **sseu_init)  # fmt: skip
             runs[key] = train_step(steps, f"Stage 2 {adapter}, gate {gate}, seed {seed}", s2,
-                                   [corpus.digest, stage1.digest], console)  # fmt: skip
+                                   [corpus.digest, stage1.digest, *after_fit], console)  # fmt: skip
         return runs[key]
 
     values, prior, types, questions = [], None, None, None  # questions: ids every row must share

@@ -733,6 +733,47 @@ def export_cmd(
         console.print(f"{len(result.merged)} merged models in {result.merged[0].parent}")
 
 
+@app.command("fit-sseu")
+def fit_sseu_cmd(
+    model: Model,
+    data: Annotated[Path, typer.Option(help="A build-data corpus: its train split is fitted on, val is measured.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (sseu_head.safetensors, sseu_fit.json).")],
+    steps: Annotated[int, typer.Option(min=1, help="Optimiser steps.")] = 3000,
+    spectrum_tile: Annotated[
+        int, typer.Option(min=0, help="Tile of the image's power spectrum the head also reads (0: features only).")
+    ] = 64,
+    limit: Annotated[
+        int | None, typer.Option(min=2, help="At most N training images (their features stay in memory).")
+    ] = None,
+    device: Device = None,
+) -> None:
+    """Fit SSE-U on a Stage-1 model's frozen visual features; Stage 2 then starts from it.
+
+    Give the head to Stage 2 with sseu_init=OUT/sseu_head.safetensors (and sseu_freeze=true to keep it).
+
+    Example:
+
+        uv run scaleearth fit-sseu --model runs/s1/merged --data corpus --out runs/sseu
+        uv run scaleearth train --stage 2 --model runs/s1/merged --data corpus --out runs/s2 \\
+            sseu_init=runs/sseu/sseu_head.safetensors sseu_freeze=true
+    """
+    from rich.console import Console
+
+    from .recipe import resolve_device
+    from .sseu_fit import SSEUFitConfig, fit_sseu
+
+    console = Console()
+    try:
+        report = fit_sseu(model, data, out, SSEUFitConfig(steps=steps, spectrum_tile=spectrum_tile, limit=limit),
+                          device=str(resolve_device(device or "auto")))  # fmt: skip
+    except ValueError as err:
+        raise _fail(console, err) from None
+    val = report["val_mae_log10"]
+    console.print(f"SSE-U on {report['train_images']} images: train MAE {report['train_mae_log10']:.3f} decades"
+                  + (f", val MAE {val:.3f} on {report['val_images']}, 90 % coverage {report['val_coverage_90']:.2f}"
+                     if val is not None else "") + f" → {out}")  # fmt: skip
+
+
 # -- recipes -------------------------------------------------------------------------------------
 @app.command()
 def quickstart(

@@ -81,6 +81,8 @@ class TrainConfig:
     beta: float = 0.5
     sseu_warmup_steps: int = 0
     sseu_hidden: int = 256
+    sseu_init: str | None = None  # an SSE-U head file (scaleearth fit-sseu) to start from instead of a new head
+    sseu_freeze: bool = False  # keep that head fixed in Stage 2 (it was fitted on the same frozen features)
     # Stage 1
     full_finetune: bool = False
     unfreeze_vision: bool = False
@@ -150,6 +152,9 @@ class TrainConfig:
         need(math.isfinite(weight) and weight >= 0, "gsd_loss_weight", f"must be >= 0, got {weight!r}")
         need(0.0 <= self.beta <= 1.0, "beta", f"must be in [0, 1], got {self.beta!r}")
         need(self.max_turns is None or self.max_turns >= 1, "max_turns", f"must be >= 1, got {self.max_turns!r}")
+        need(not self.sseu_freeze or self.sseu_init is not None, "sseu_freeze", "a frozen new head would predict "
+             "the neutral default for every image: give sseu_init (a head from scaleearth fit-sseu)")  # fmt: skip
+        need(self.sseu_init is None or self.stage == 2, "sseu_init", "SSE-U is trained in Stage 2 only")
         need(self.merge is False or self.stage == 1, "merge", "--merge writes a Stage-1 model; it is for --stage 1")
         need(not (self.merge and self.resolved_quantize == "nf4"), "merge", "cannot merge into an NF4 base; "
              "train Stage 1 with --quantize none")  # fmt: skip

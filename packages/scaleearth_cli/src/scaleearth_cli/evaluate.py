@@ -144,6 +144,19 @@ def resize_summary(answered) -> dict:
     }
 
 
+def _image_identity(ref) -> str:
+    """Which image a reference is: its path, or a digest of its bytes or pixels (corpora carry images inline)."""
+    import hashlib
+
+    if isinstance(ref, (str, Path)):
+        return str(ref)
+    if isinstance(ref, (bytes, bytearray)):
+        return hashlib.sha256(ref).hexdigest()
+    if hasattr(ref, "tobytes") and hasattr(ref, "size"):  # a PIL image
+        return f"{ref.size}:{ref.mode}:" + hashlib.sha256(ref.tobytes()).hexdigest()
+    return f"object:{id(ref)}"
+
+
 def sseu_report(answered, out_dir: Path) -> dict | None:
     """SSE-U against the true effective GSD: MAE, coverage, calibration plot, and what the policy would pick.
 
@@ -155,7 +168,7 @@ def sseu_report(answered, out_dir: Path) -> dict | None:
 
     seen, mean, var, target = set(), [], [], []
     for q, a in answered:
-        key = tuple(str(r) for r in q.images) if all(isinstance(r, str) for r in q.images) else q.key
+        key = tuple(_image_identity(r) for r in q.images)
         if a.sseu_mean is None or a.effective_gsd_m is None or key in seen:
             continue
         seen.add(key)

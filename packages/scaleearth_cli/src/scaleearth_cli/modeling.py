@@ -43,6 +43,42 @@ def vision_tower(model: nn.Module) -> nn.Module:
     raise ValueError(f"{type(model).__name__} has no vision tower at model.visual or visual")
 
 
+def images_from_pixel_values(pixel_values: torch.Tensor, grid_thw: torch.Tensor, vision_config) -> list[torch.Tensor]:
+    """The processor's images back from Qwen-VL's flat patches: one ``[C, H, W]`` per image (first frame).
+
+    Qwen2/2.5/3-VL processors store each image as rows of ``(C, temporal, patch, patch)`` values in the
+    order ``(t, h / merge, w / merge, merge, merge)``; this undoes that layout (no resampling, so the
+    pixels are exactly the ones the vision tower reads, resized and normalised).
+    """
+    p = int(vision_config.patch_size)
+    tp = int(getattr(vision_config, "temporal_patch_size", 1))
+    m = int(getattr(vision_config, "spatial_merge_size", 1))
+    c = pixel_values.shape[-1] // (tp * p * p)
+    if c * tp * p * p != pixel_values.shape[-1]:
+        raise ValueError(f"pixel_values rows of {pixel_values.shape[-1]} values do not fit {tp}x{p}x{p} patches")
+    sizes = grid_thw.prod(-1).tolist()
+    if sum(sizes) != pixel_values.shape[0]:
+        raise ValueError(f"image_grid_thw describes {sum(sizes)} patches, pixel_values has {pixel_values.shape[0]}")
+    images = []
+    for rows, (t, h, w) in zip(torch.split(pixel_values, sizes), grid_thw.tolist()):
+        x = rows.reshape(t, h // m, w // m, m, m, c, tp, p, p)[..., 0, :, :]  # first frame of each patch
+        x = x.permute(0, 5, 1, 3, 6, 2, 4, 7).reshape(t, c, h * p, w * p)
+        images.append(x[0])
+    return images
+
+
+def merged_image_tokens(output, grid_thw: torch.Tensor, merge_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image visual tokens of a vision tower's output (after the merger: what the LLM reads), padded to
+    ``[B, N, D]``, and the mask of real tokens."""
+    merged = output.pooler_output if hasattr(output, "pooler_output") else output[0]
+    sizes = (grid_thw.prod(-1) // merge_size**2).tolist()
+    tokens = nn.utils.rnn.pad_sequence(torch.split(merged, sizes), batch_first=True)
+    mask = torch.zeros(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
+    for i, n in enumerate(sizes):
+        mask[i, :n] = True
+    return tokens, mask
+
+
 def load_vlm(
     model: str,
     *,
@@ -148,26 +184,19 @@ class ScaleEarthVLM(nn.Module):
         vision_tower(vlm).register_forward_hook(self._after_vision_tower)
 
     # -- the hook ------------------------------------------------------------------------------
-    def _image_tokens(self, output, grid_thw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-image visual tokens (after the merger: what the LLM reads), padded to [B, N, D] + mask."""
-        merged = output.pooler_output if hasattr(output, "pooler_output") else output[0]
-        sizes = (grid_thw.prod(-1) // self.merge_size**2).tolist()
-        per_image = torch.split(merged, sizes)
-        tokens = nn.utils.rnn.pad_sequence(per_image, batch_first=True)
-        mask = torch.zeros(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
-        for i, n in enumerate(sizes):
-            mask[i, :n] = True
-        return tokens, mask
-
     def _after_vision_tower(self, module, args, output):
         ctx = self._pending
         if ctx is None:  # a forward outside forward()/generate(): leave the scale alone
             return None
         prediction = None
         if self.sseu is not None:
-            tokens, mask = self._image_tokens(output, ctx["image_grid_thw"])
+            tokens, mask = merged_image_tokens(output, ctx["image_grid_thw"], self.merge_size)
+            images = None
+            if self.sseu.reads_pixels:  # the head's spectrum reads the pixels the tower read
+                config = vision_tower(self.vlm).config
+                images = images_from_pixel_values(ctx["pixel_values"].detach(), ctx["image_grid_thw"], config)
             # SSE-U is a probe of the frozen visual features: its loss must not move the vision tower.
-            prediction = self.sseu(tokens.detach().float(), mask)
+            prediction = self.sseu(tokens.detach().float(), mask, images=images)
         gate = var = None
         if "choose_scale" in ctx:  # inference: the caller's policy picks each sample's gate GSD
             gate, var = ctx["choose_scale"](prediction)
@@ -195,13 +224,20 @@ class ScaleEarthVLM(nn.Module):
         var = None if decided.var is None else decided.var.to(device)
         return decided.log10_gsd.to(device=device, dtype=oracle.dtype), var
 
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.sseu is not None and not any(p.requires_grad for p in self.sseu.parameters()):
+            self.sseu.eval()  # a fixed head (sseu_freeze) predicts as it was fitted: no dropout
+        return self
+
     # -- forward -------------------------------------------------------------------------------
     def forward(self, batch: dict, step: int = 0) -> StepOutput:
         device = next(p for p in self.vlm.parameters()).device
         log10_gsd = batch["log10_gsd"].to(device)
         if self.scale_gated and self.sseu is None and bool(torch.isnan(log10_gsd).any()):
             raise ValueError("a sample has no GSD and there is no SSE-U head; the scale-gated adapter needs one")
-        self._pending = {"log10_gsd": log10_gsd, "image_grid_thw": batch["image_grid_thw"], "step": step}
+        self._pending = {"log10_gsd": log10_gsd, "image_grid_thw": batch["image_grid_thw"], "step": step,
+                         "pixel_values": batch["pixel_values"]}  # fmt: skip
         self._seen = None
         try:
             inputs = {
@@ -238,7 +274,8 @@ class ScaleEarthVLM(nn.Module):
         """
         device = next(p for p in self.vlm.parameters()).device
         inputs = {k: v.to(device) if torch.is_tensor(v) else v for k, v in inputs.items()}
-        self._pending = {"image_grid_thw": inputs["image_grid_thw"], "choose_scale": choose_scale}
+        self._pending = {"image_grid_thw": inputs["image_grid_thw"], "choose_scale": choose_scale,
+                         "pixel_values": inputs["pixel_values"]}  # fmt: skip
         self._seen = None
         try:
             ids = self.vlm.generate(**inputs, **generate_kwargs)

@@ -265,7 +265,7 @@ class SyntheticWorld:
     """The CPU default data: a scale-world corpus (with Stage-1 instructions), pretraining captions and a
     one-GSD spoofing set, all rendered at ``scene_px`` (which the tiny model sees unresized)."""
 
-    scenes: int = 4000  # corpus scenes (every 10th is held out as test, 5 mod 10 is val)
+    scenes: int = 8000  # corpus scenes (every 10th is held out as test, 5 mod 10 is val)
     stage1_images: int = 400  # LLaVA-style instruction images for Stage 1
     pretrain_images: int = 2000  # captioned images for the backbone pretraining (own seed stream)
     spoof_scenes: int = 24
@@ -432,6 +432,32 @@ def spoof_step(
     settings = {"spoof": vars(how), "after": [model.digest, adapter.digest, data.digest]}
     steps.run(name, folder, settings, run)
     return json.loads((folder / "spoof.json").read_text())
+
+
+def sseu_fit_step(steps: Steps, folder: Path, *, model: Built, corpus: Built, cfg=None, device: str = "cpu",
+                  console=None) -> Built:  # fmt: skip
+    """``fit_sseu`` of ``model``'s frozen features on ``corpus``: the folder holds ``sseu_head.safetensors``."""
+    from dataclasses import asdict
+
+    from .sseu_fit import SSEUFitConfig, fit_sseu
+
+    cfg = cfg or SSEUFitConfig()
+    run = lambda: fit_sseu(model.path, corpus.path, folder, cfg, device=device)  # noqa: E731
+    settings = {"fit": asdict(cfg), "after": [model.digest, corpus.digest]}
+    return Built(folder, steps.run("SSE-U fit (frozen Stage-1 features, train split)", folder, settings, run))
+
+
+def sseu_split_step(steps: Steps, folder: Path, *, model: Built, fitted: Built, corpus: Built, split: str,
+                    device: str = "cpu", console=None) -> dict:  # fmt: skip
+    """SSE-U (the head in ``fitted``) on every image of ``split``; returns ``sseu_split.json``'s content."""
+    from .sseu_fit import SPLIT_REPORT_NAME, sseu_split_report
+    from .train import SSEU_HEAD_NAME
+
+    run = lambda: sseu_split_report(model.path, fitted.path / SSEU_HEAD_NAME, corpus.path, split, folder,  # noqa: E731
+                                    device=device)  # fmt: skip
+    steps.run(f"SSE-U on every {split} image", folder, {"split": split, "after": [model.digest, fitted.digest,
+                                                                                  corpus.digest]}, run)  # fmt: skip
+    return json.loads((folder / SPLIT_REPORT_NAME).read_text())
 
 
 def pretrain_and_stage1(

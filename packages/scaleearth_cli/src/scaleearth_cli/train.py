@@ -71,10 +71,7 @@ def build_model(cfg: TrainConfig, device: torch.device) -> tuple[ScaleEarthVLM, 
         set_stage1_trainable(vlm, unfreeze_vision=cfg.unfreeze_vision, unfreeze_projector=cfg.unfreeze_projector)
     else:
         cshlora.inject(vlm, adapter_config(cfg.adapter, r=cfg.r, alpha=cfg.alpha))
-        from sseu import SSEUHead
-
-        # check_inputs=False: the NaN check on features costs a host sync per step; the loss check covers it.
-        head = SSEUHead(visual_feature_size(vlm), hidden=cfg.sseu_hidden, check_inputs=False).to(device)
+        head = _sseu_head(cfg, visual_feature_size(vlm)).to(device)
     if cfg.gradient_checkpointing:
         enable_gradient_checkpointing(vlm)
     model = ScaleEarthVLM(
@@ -83,9 +80,24 @@ def build_model(cfg: TrainConfig, device: torch.device) -> tuple[ScaleEarthVLM, 
     return model, processor
 
 
+def _sseu_head(cfg: TrainConfig, width: int):
+    from sseu import SSEUHead, load_head
+
+    if cfg.sseu_init is None:
+        # check_inputs=False: the NaN check on features costs a host sync per step; the loss check covers it.
+        return SSEUHead(width, hidden=cfg.sseu_hidden, check_inputs=False)
+    head = load_head(cfg.sseu_init)
+    if head.in_features != width:
+        raise ValueError(f"sseu_init {cfg.sseu_init} reads {head.in_features}-wide features; this model's are {width}")
+    head.check_inputs = False
+    if cfg.sseu_freeze:
+        head.requires_grad_(False)
+    return head
+
+
 def make_optimizer(cfg: TrainConfig, model: ScaleEarthVLM):
-    head_ids = {id(p) for p in model.sseu.parameters()} if model.sseu is not None else set()
     trainable = [p for p in model.parameters() if p.requires_grad]
+    head_ids = {id(p) for p in model.sseu.parameters() if p.requires_grad} if model.sseu is not None else set()
     groups = [{"params": [p for p in trainable if id(p) not in head_ids], "lr": cfg.lr}]
     if head_ids:
         groups.append({"params": [p for p in trainable if id(p) in head_ids], "lr": cfg.sseu_lr})

@@ -6,6 +6,7 @@ to a Gaussian over ``log10(GSD / 1 m)``, trained with :func:`beta_nll_loss`;
 """
 
 from ._version import __version__ as __version__
+from .fit import FitReport, HeadInputs, fit_head, head_predictions
 from .gsd import (
     NEUTRAL_LOG10_GSD,
     PLAUSIBLE_GSD_M,
@@ -29,6 +30,7 @@ from .noise import perturb_log10_gsd, spoof_log10_gsd
 from .plots import plot_calibration
 from .policy import ScaleDecision, resolve_scale
 from .serialization import load_head, save_head
+from .spectrum import scale_spectrum, spectrum_size
 
 __all__ = [
     "MAX_STD_LOG10",
@@ -36,14 +38,18 @@ __all__ = [
     "NEUTRAL_LOG10_GSD",
     "PLAUSIBLE_GSD_M",
     "CalibrationSummary",
+    "FitReport",
+    "HeadInputs",
     "ImplausibleGSDWarning",
     "SSEUHead",
     "SSEUPrediction",
     "ScaleDecision",
     "beta_nll_loss",
     "calibration_summary",
+    "fit_head",
     "gaussian_nll_loss",
     "gsd_m_from_log10",
+    "head_predictions",
     "interval_coverage",
     "load_head",
     "log10_gsd_from_metres",
@@ -55,7 +61,9 @@ __all__ = [
     "plot_calibration",
     "resolve_scale",
     "save_head",
+    "scale_spectrum",
     "sseu_loss",
     "sseu_metrics",
+    "spectrum_size",
     "spoof_log10_gsd",
 ]

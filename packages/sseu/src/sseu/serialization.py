@@ -25,9 +25,11 @@ FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
 # Constructor arguments of SSEUHead as save_head writes them, and the type each must have.
 _COUNT, _REAL = "a positive integer", "a finite number"
 _CONFIG_TYPES = {
-    "in_features": _COUNT, "hidden": _COUNT, "pooling": "'attention' or 'mean'", "input_norm": "true or false",
+    "in_features": _COUNT, "hidden": _COUNT, "depth": _COUNT, "pooling": "'attention' or 'mean'",
+    "input_norm": "true or false",
     "dropout": _REAL, "init_mean": _REAL, "init_std": _REAL, "min_std": _REAL, "max_std": _REAL,
-    "check_inputs": "true or false",
+    "check_inputs": "true or false", "spectrum_tile": "a non-negative integer",
+    "spectrum_bands": _COUNT, "spectrum_channels": _COUNT,
 }  # fmt: skip
 
 
@@ -45,6 +47,8 @@ def _has_type(value, expected: str) -> bool:
         return isinstance(value, int) and not isinstance(value, bool) and value >= 1
     if expected == _REAL:
         return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if expected == "a non-negative integer":
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
     if expected == "true or false":
         return isinstance(value, bool)
     return value in ("attention", "mean")
