@@ -784,7 +784,9 @@ def quickstart(
     stage1_steps: Annotated[int, typer.Option(min=1, help="Stage-1 SFT steps.")] = 300,
     stage2_steps: Annotated[int, typer.Option(min=1, help="Stage-2 steps (CS-HLoRA + SSE-U).")] = 4000,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N (auto: cuda when available).")] = "auto",
-    scenes: Annotated[int, typer.Option(min=10, help="Scale-world scenes in the corpus (1 in 10 held out).")] = 4000,
+    scenes: Annotated[
+        int | None, typer.Option(min=10, help="Scale-world scenes in the corpus (1 in 10 held out; default 8000).")
+    ] = None,
     questions: Annotated[
         int | None, typer.Option(min=0, help="Held-out questions to evaluate (default 800; 0 = all).")
     ] = 800,
@@ -793,7 +795,8 @@ def quickstart(
     """The whole pipeline on the synthetic scale world and a tiny Qwen3-VL: no GPU, no downloads.
 
     Builds the corpus, makes the tiny model, pretrains its backbone on captions (the stand-in for
-    Qwen3-VL's own pretraining), trains Stage 1 and Stage 2 (CS-HLoRA + SSE-U), evaluates the held-out
+    Qwen3-VL's own pretraining), trains Stage 1, fits SSE-U on the frozen Stage-1 features, trains Stage 2
+    (CS-HLoRA, starting from that SSE-U), evaluates the held-out
     split with oracle and predicted GSD beside the blind prior, runs GSD spoofing, and prints the
     results. A second run reuses every finished step.
 
@@ -814,8 +817,10 @@ def quickstart(
         resolve_device(device)
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--device") from None
-    world = SyntheticWorld(scenes=scenes, stage1_images=max(8, scenes // 10), pretrain_images=max(8, scenes // 2),
-                           seed=seed)  # fmt: skip
+    world = SyntheticWorld(seed=seed)
+    if scenes is not None:  # a smaller world shrinks its instruction and caption sets with it
+        world = SyntheticWorld(scenes=scenes, stage1_images=max(8, min(world.stage1_images, scenes // 10)),
+                               pretrain_images=max(8, min(world.pretrain_images, scenes // 2)), seed=seed)  # fmt: skip
     cfg = QuickstartConfig(
         out=out, pretrain_steps=pretrain_steps, stage1_steps=stage1_steps, stage2_steps=stage2_steps, device=device,
         world=world, questions=questions or None, seed=seed,
