@@ -782,7 +782,7 @@ def quickstart(
     ),
     pretrain_steps: Annotated[int, typer.Option(min=1, help="Backbone-pretraining steps (captions).")] = 1500,
     stage1_steps: Annotated[int, typer.Option(min=1, help="Stage-1 SFT steps.")] = 300,
-    stage2_steps: Annotated[int, typer.Option(min=1, help="Stage-2 steps (CS-HLoRA + SSE-U).")] = 4000,
+    stage2_steps: Annotated[int, typer.Option(min=1, help="Stage-2 steps (CS-HLoRA).")] = 4000,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N (auto: cuda when available).")] = "auto",
     scenes: Annotated[
         int | None, typer.Option(min=10, help="Scale-world scenes in the corpus (1 in 10 held out; default 8000).")

@@ -3,8 +3,10 @@
 Steps (each reused on a second run when its folder is complete, see ``recipe.Steps``):
 corpus (scale world + LLaVA-style Stage-1 instructions rendered from it), pretraining captions and a
 one-GSD spoofing set → tiny Qwen3-VL → backbone pretraining (whole model, captions) → Stage 1 (SFT on the
-``llava`` source, merged) → Stage 2 (CS-HLoRA + SSE-U on the ``synthetic`` source) → eval on the held-out
-split with oracle and with SSE-U predicted GSD, beside the blind prior → spoofing → learning-target checks.
+``llava`` source, merged) → SSE-U fit (frozen Stage-1 features and the image spectrum, train split) →
+Stage 2 (CS-HLoRA on the ``synthetic`` source, from that SSE-U, kept fixed) → eval on the held-out split
+with oracle and with SSE-U predicted GSD, beside the blind prior → spoofing → SSE-U on every held-out image
+→ learning-target checks.
 """
 
 from __future__ import annotations
