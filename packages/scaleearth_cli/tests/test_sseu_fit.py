@@ -84,3 +84,21 @@ def test_a_frozen_head_needs_a_fitted_one():
 
     with pytest.raises(ConfigError, match="sseu_freeze"):
         TrainConfig(sseu_freeze=True)
+
+
+def test_fit_sseu_command_fits_and_reports(tiny_model_dir, train_corpus, tmp_path):
+    from typer.testing import CliRunner
+
+    from scaleearth_cli.cli import app
+
+    out = tmp_path / "sseu"
+    args = ["fit-sseu", "--model", str(tiny_model_dir), "--data", str(train_corpus), "--out", str(out),
+            "--steps", "5", "--spectrum-tile", "16", "--device", "cpu"]  # fmt: skip
+    too_small = CliRunner().invoke(app, args)  # 16 px tiles cannot hold the 16 default bands
+    assert too_small.exit_code == 1 and "bands are too many for 16-pixel tiles" in too_small.output
+    args[args.index("--spectrum-tile") + 1] = "64"
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "val MAE" in result.output and (out / "sseu_head.safetensors").exists()
+    missing = CliRunner().invoke(app, [*args[:4], str(tmp_path / "nothing"), *args[5:]])
+    assert missing.exit_code == 2 and "--data" in missing.output and "nothing" in missing.output

@@ -116,6 +116,8 @@ def test_the_pixel_reading_head_says_what_it_needs():
         SSEUHead(4, hidden=8)(torch.zeros(1, 4), images=torch.zeros(1, 3, 64, 64))
     with pytest.raises(ValueError, match="spectrum_tile"):
         SSEUHead(4, spectrum_tile=2)
+    with pytest.raises(ValueError, match="bands are too many for 16-pixel tiles"):
+        SSEUHead(4, spectrum_tile=16, spectrum_bands=16)
 
 
 def test_fit_head_needs_the_spectrum_for_a_pixel_reading_head():

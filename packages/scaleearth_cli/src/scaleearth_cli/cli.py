@@ -759,10 +759,15 @@ def fit_sseu_cmd(
     """
     from rich.console import Console
 
+    from geoscale_vqa.reader import corpus_problem
+
     from .recipe import resolve_device
     from .sseu_fit import SSEUFitConfig, fit_sseu
 
     console = Console()
+    problem = (None, f"{data} is not a folder") if not data.is_dir() else corpus_problem(data, "train", None)
+    if problem is not None:
+        raise typer.BadParameter(problem[1], param_hint="--data")
     try:
         report = fit_sseu(model, data, out, SSEUFitConfig(steps=steps, spectrum_tile=spectrum_tile, limit=limit),
                           device=str(resolve_device(device or "auto")))  # fmt: skip

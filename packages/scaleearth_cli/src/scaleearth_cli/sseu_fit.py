@@ -111,12 +111,12 @@ def fit_sseu(model: str | Path, corpus: str | Path, out: str | Path, cfg: SSEUFi
     out = Path(out)
     vlm, processor = load_vlm(str(model), device=device)
     vlm.eval()
-    train = collect_head_inputs(vlm, processor, corpus, cfg.train_split, cfg=cfg, device=device)
-    val = collect_head_inputs(vlm, processor, corpus, cfg.val_split, cfg=cfg, device=device) if cfg.val_split else None
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)  # the head first: a bad setting fails before the features are extracted
     head = SSEUHead(visual_feature_size(vlm), hidden=cfg.hidden, depth=cfg.depth, dropout=cfg.dropout,
                     spectrum_tile=cfg.spectrum_tile, spectrum_bands=cfg.spectrum_bands, check_inputs=False,
                     spectrum_channels=int(getattr(vision_tower(vlm).config, "in_channels", 3)))  # fmt: skip
+    train = collect_head_inputs(vlm, processor, corpus, cfg.train_split, cfg=cfg, device=device)
+    val = collect_head_inputs(vlm, processor, corpus, cfg.val_split, cfg=cfg, device=device) if cfg.val_split else None
     fitted = fit_head(head, train, val, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
                       weight_decay=cfg.weight_decay, beta=cfg.beta, warmup_steps=cfg.warmup_steps)  # fmt: skip
     save_head(head, out / SSEU_HEAD_NAME)

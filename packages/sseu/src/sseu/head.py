@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from .gsd import NEUTRAL_LOG10_GSD, check_finite, normal_quantile_for_level
-from .spectrum import scale_spectrum, spectrum_size
+from .spectrum import check_bands, scale_spectrum, spectrum_size
 
 #: Bounds on the predicted standard deviation, in decades of GSD.
 #: 0.01 decades is a 2.3 % GSD error: finer than any label we train on, so the variance cannot
@@ -116,6 +116,8 @@ class SSEUHead(nn.Module):
                 f"need spectrum_tile 0 (off) or >= 4 with bands and channels >= 1, got {spectrum_tile}, "
                 f"{spectrum_bands}, {spectrum_channels}"
             )
+        if spectrum_tile:
+            check_bands(spectrum_tile, spectrum_bands)  # fail at construction, not on the first image
         if in_features < 1 or hidden < 1 or depth < 1:
             raise ValueError(f"in_features, hidden and depth must be >= 1, got {in_features}, {hidden}, {depth}")
         if pooling not in ("attention", "mean"):

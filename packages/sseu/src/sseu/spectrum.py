@@ -48,6 +48,11 @@ def _band_matrix(tile: int, bands: int, device, dtype) -> Tensor:
     return one_hot / counts
 
 
+def check_bands(tile: int, bands: int) -> None:
+    """Raise ``ValueError`` unless each of ``bands`` log-spaced bands holds a frequency of a ``tile``-px tile."""
+    _band_matrix(tile, bands, "cpu", torch.float32)
+
+
 def scale_spectrum(images: Tensor, *, tile: int = 64, bands: int = 16) -> Tensor:
     """Log band powers, channel means and log channel stds of ``images`` ``[B, C, H, W]`` → ``[B, C·(bands+2)]``.
 
