@@ -108,6 +108,22 @@ def test_an_interrupted_step_is_rebuilt(tmp_path):
     assert [r.status for r in steps.reports] == ["built", "built", "reused"]
 
 
+def test_a_training_step_ignores_display_settings_but_not_training_ones(tmp_path, monkeypatch):
+    """A run with progress bars reuses the same run made without them (an ablation split over processes)."""
+    import scaleearth_cli.train as train_module
+    from scaleearth_cli.config import TrainConfig
+    from scaleearth_cli.recipe import Steps, train_step
+
+    calls = []
+    monkeypatch.setattr(train_module, "train", lambda cfg, console=None: calls.append(cfg.progress))
+    steps = Steps()
+    common = dict(stage=2, data="corpus", model="m", out=str(tmp_path / "run"))
+    train_step(steps, "s2", TrainConfig(**common, progress=False), ["x"])
+    train_step(steps, "s2", TrainConfig(**common, progress=True), ["x"])
+    train_step(steps, "s2", TrainConfig(**common, progress=True, max_steps=7), ["x"])
+    assert calls == [False, True] and [r.status for r in steps.reports] == ["built", "reused", "built"]
+
+
 def test_a_step_made_by_other_code_is_rebuilt(tmp_path, monkeypatch):
     """An upgrade (other package sources) must not reuse a corpus or a model the old code made."""
     import scaleearth_cli.recipe as recipe

@@ -348,12 +348,18 @@ def make_tiny(steps: Steps, folder: Path, seed: int = 0, **sizes) -> Built:
     )
 
 
+DISPLAY_ONLY_KEYS = ("progress",)
+
+
 def train_step(steps: Steps, name: str, cfg, after: list[str], console=None) -> Built:
     """``scaleearth train`` with ``cfg`` into ``cfg.out``; reused when the same config already finished."""
     from .train import train
 
     out = Path(cfg.out)
-    settings = {"config": cfg.to_dict(), "after": after}
+    # Display-only keys do not change what a run produces, so they must not force a retraining (an ablation
+    # split over processes, some with progress bars and some without, shares its steps).
+    config = {k: v for k, v in cfg.to_dict().items() if k not in DISPLAY_ONLY_KEYS}
+    settings = {"config": config, "after": after}
     return Built(out, steps.run(name, out, settings, lambda: train(cfg, console=console)))
 
 
