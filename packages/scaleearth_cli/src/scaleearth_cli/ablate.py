@@ -217,8 +217,7 @@ def ablate(cfg: AblationConfig, console=None) -> AblationResult:
         from .train import SSEU_HEAD_NAME
 
         fit_cfg = SSEUFitConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.sseu_fit.items()})
-        fitted = sseu_fit_step(steps, out / "sseu", model=stage1, corpus=corpus, cfg=fit_cfg, device=device,
-                               console=console)  # fmt: skip
+        fitted = sseu_fit_step(steps, out / "sseu", model=stage1, corpus=corpus, cfg=fit_cfg, device=device)
         sseu_init, after_fit = {"sseu_init": str(fitted.path / SSEU_HEAD_NAME), "sseu_freeze": True}, [fitted.digest]
 
     def stage2_run(adapter: str, gate: str, seed: int) -> Built:

@@ -120,7 +120,7 @@ def quickstart(cfg: QuickstartConfig, console=None) -> QuickstartResult:
                                  make_config=make_config, console=console)  # fmt: skip
     from .train import SSEU_HEAD_NAME
 
-    fitted = sseu_fit_step(steps, out / "sseu", model=merged, corpus=world.corpus, device=device, console=console)
+    fitted = sseu_fit_step(steps, out / "sseu", model=merged, corpus=world.corpus, device=device)
     s2 = make_config(2, adapter="cshlora", model=str(merged.path), data=str(world.corpus.path), out=str(out / "stage2"),
                      sseu_init=str(fitted.path / SSEU_HEAD_NAME), sseu_freeze=True)  # fmt: skip
     stage2 = train_step(steps, "Stage 2 (CS-HLoRA; SSE-U fixed)", s2, [world.corpus.digest, merged.digest,
@@ -150,7 +150,7 @@ def quickstart(cfg: QuickstartConfig, console=None) -> QuickstartResult:
         console=console,
     )  # fmt: skip
     sseu = sseu_split_step(steps, out / f"sseu-{cfg.eval_split}", model=merged, fitted=fitted, corpus=world.corpus,
-                           split=cfg.eval_split, device=device, console=console)  # fmt: skip
+                           split=cfg.eval_split, device=device)  # fmt: skip
     plots = [out / "spoof" / "spoof.png"]
     plots += [r.sseu.calibration_plot for r in map(EvalResult.from_dict, evals.values()) if r.sseu]
     result = QuickstartResult(out, evals, spoof, plots, steps, sseu)

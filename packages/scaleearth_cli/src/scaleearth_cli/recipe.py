@@ -440,8 +440,7 @@ def spoof_step(
     return json.loads((folder / "spoof.json").read_text())
 
 
-def sseu_fit_step(steps: Steps, folder: Path, *, model: Built, corpus: Built, cfg=None, device: str = "cpu",
-                  console=None) -> Built:  # fmt: skip
+def sseu_fit_step(steps: Steps, folder: Path, *, model: Built, corpus: Built, cfg=None, device: str = "cpu") -> Built:
     """``fit_sseu`` of ``model``'s frozen features on ``corpus``: the folder holds ``sseu_head.safetensors``."""
     from dataclasses import asdict
 
@@ -454,7 +453,7 @@ def sseu_fit_step(steps: Steps, folder: Path, *, model: Built, corpus: Built, cf
 
 
 def sseu_split_step(steps: Steps, folder: Path, *, model: Built, fitted: Built, corpus: Built, split: str,
-                    device: str = "cpu", console=None) -> dict:  # fmt: skip
+                    device: str = "cpu") -> dict:  # fmt: skip
     """SSE-U (the head in ``fitted``) on every image of ``split``; returns ``sseu_split.json``'s content."""
     from .sseu_fit import SPLIT_REPORT_NAME, sseu_split_report
     from .train import SSEU_HEAD_NAME

@@ -16,7 +16,7 @@ from torch import Tensor
 from .gsd import check_finite
 from .head import SSEUHead
 from .losses import sseu_loss
-from .metrics import interval_coverage
+from .metrics import interval_coverage, mae_log10
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,10 @@ class HeadInputs:
         pick = lambda t: None if t is None else t[index]  # noqa: E731
         return HeadInputs(self.features[index], self.log10_gsd[index], pick(self.mask), pick(self.spectrum))
 
+    def to(self, device) -> HeadInputs:
+        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return HeadInputs(self.features.to(device), self.log10_gsd.to(device), move(self.mask), move(self.spectrum))
+
 
 @dataclass(frozen=True)
 class FitReport:
@@ -62,17 +66,18 @@ class FitReport:
 
 @torch.no_grad()
 def head_predictions(head: SSEUHead, inputs: HeadInputs, batch_size: int = 1024):
-    """The head's predictions for every row of ``inputs`` (eval mode), as one ``SSEUPrediction``."""
+    """The head's predictions for every row of ``inputs`` (eval mode, on the head's device), on the CPU."""
     from .head import SSEUPrediction
 
     was_training = head.training
     head.eval()
+    device = next(head.parameters()).device
     means, variances = [], []
     for start in range(0, len(inputs), batch_size):
-        part = inputs.rows(torch.arange(start, min(start + batch_size, len(inputs))))
+        part = inputs.rows(torch.arange(start, min(start + batch_size, len(inputs)))).to(device)
         pred = head(part.features, part.mask, spectrum=part.spectrum)
-        means.append(pred.mean)
-        variances.append(pred.var)
+        means.append(pred.mean.cpu())
+        variances.append(pred.var.cpu())
     head.train(was_training)
     return SSEUPrediction(torch.cat(means), torch.cat(variances))
 
@@ -112,11 +117,9 @@ def fit_head(
     head.train()
     for step in range(steps):
         index = torch.randint(0, len(train), (min(batch_size, len(train)),), generator=generator)
-        batch = train.rows(index)
-        to = lambda t: None if t is None else t.to(device)  # noqa: E731
-        pred = head(to(batch.features), to(batch.mask), spectrum=to(batch.spectrum))
-        loss = sseu_loss(pred, batch.log10_gsd.to(device, pred.mean.dtype), step=step, warmup_steps=warmup_steps,
-                         beta=beta)  # fmt: skip
+        batch = train.rows(index).to(device)
+        pred = head(batch.features, batch.mask, spectrum=batch.spectrum)
+        loss = sseu_loss(pred, batch.log10_gsd.to(pred.mean.dtype), step=step, warmup_steps=warmup_steps, beta=beta)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"SSE-U fit: loss is {loss.item()} at step {step}")
         optimizer.zero_grad(set_to_none=True)
@@ -126,15 +129,10 @@ def fit_head(
         if (step + 1) % log_every == 0 or step + 1 == steps:
             history.append({"step": step + 1, "loss": loss.item()})
     head.eval()
-
-    def mae(inputs: HeadInputs) -> float:
-        pred = head_predictions(head, inputs)
-        return float((pred.mean.cpu() - inputs.log10_gsd.to(pred.mean.dtype)).abs().mean())
-
+    train_pred = head_predictions(head, train)
     val_mae = coverage = None
     if val is not None:
-        pred = head_predictions(head, val)
-        truth = val.log10_gsd.to(pred.mean.dtype)
-        val_mae = float((pred.mean.cpu() - truth).abs().mean())
-        coverage = float(interval_coverage(pred.detach(), truth, level=0.9))
-    return FitReport(steps, mae(train), val_mae, coverage, history)
+        val_pred = head_predictions(head, val)
+        val_mae = mae_log10(val_pred, val.log10_gsd.cpu())
+        coverage = interval_coverage(val_pred, val.log10_gsd.cpu(), level=0.9)
+    return FitReport(steps, mae_log10(train_pred, train.log10_gsd.cpu()), val_mae, coverage, history)
